@@ -1,0 +1,34 @@
+# syntax=docker/dockerfile:1
+# nnote image. BASE_IMAGE is any image with python3 and venv: the official slim image by
+# default; the tests pass a locally built Debian image because no registry is reachable there.
+ARG BASE_IMAGE=python:3.12-slim
+
+FROM ${BASE_IMAGE} AS build
+# Extra pip arguments, e.g. "--no-index --find-links /src/wheels" for an offline build.
+# Not a secret: never put credentials here, build arguments stay in the image history.
+ARG PIP_INSTALL_ARGS=""
+WORKDIR /src
+RUN python3 -m venv /venv
+COPY requirements.txt ./
+COPY wheel[s] ./wheels/
+RUN /venv/bin/pip install --no-cache-dir --disable-pip-version-check --require-hashes \
+        ${PIP_INSTALL_ARGS} -r requirements.txt
+
+FROM ${BASE_IMAGE}
+ENV PATH=/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    NNOTE_ENV=production \
+    PORT=5000
+RUN groupadd --system nnote && useradd --system --gid nnote --home-dir /app nnote
+WORKDIR /app
+COPY --from=build /venv /venv
+COPY gunicorn.conf.py docker-entrypoint.sh ./
+COPY nnote ./nnote
+RUN mkdir -p /app/instance && chown nnote:nnote /app/instance
+USER nnote
+EXPOSE 5000
+HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
+    CMD python3 -c "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"PORT\"]}/healthz', timeout=2)" || exit 1
+ENTRYPOINT ["./docker-entrypoint.sh"]
+CMD ["gunicorn", "--config", "gunicorn.conf.py"]

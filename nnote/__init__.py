@@ -1,0 +1,49 @@
+"""nnote: a small note-taking app.
+
+`create_app` builds the app in three layers: built-in defaults, then the environment
+(see `nnote.settings`), then `test_config` overrides, so tests never depend on the
+machine's environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Create and configure an instance of the nnote app."""
+    from nnote import settings
+
+    app = Flask(__name__, instance_relative_config=True)
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config.from_mapping(settings.defaults(app.instance_path))
+    if test_config is None:
+        app.config.from_mapping(settings.from_environment(os.environ, app.instance_path))
+    else:
+        app.config.from_mapping(test_config)
+    settings.ensure_secret_key(app)
+
+    _init_extensions(app)
+    _register_blueprints(app)
+    return app
+
+
+def _init_extensions(app: Flask) -> None:
+    from nnote import models, security
+
+    models.init_app(app)
+    security.init_app(app)
+
+
+def _register_blueprints(app: Flask) -> None:
+    from nnote import account, auth, errors, health, notes
+
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(notes.bp)
+    app.register_blueprint(account.bp)
+    app.register_blueprint(health.bp)
+    errors.init_app(app)

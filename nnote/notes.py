@@ -1,0 +1,126 @@
+"""The home page: one user's notes, newest first, paginated by id, with search."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from sqlalchemy import Select, select
+from werkzeug.wrappers import Response
+
+from nnote.forms import ConfirmForm, NoteForm
+from nnote.models import Note, db
+
+bp = Blueprint("notes", __name__)
+
+# Ids beyond this cannot exist and would overflow the database's integer type.
+MAX_ID = 2**31 - 1
+SEARCH_MAX = 200
+
+
+@dataclass(frozen=True)
+class NotePage:
+    """One page of notes and the cursors of its neighbours (None where there is none)."""
+
+    notes: list[Note]
+    newer_than: int | None
+    older_than: int | None
+
+
+def _id_arg(name: str) -> int | None:
+    value = request.args.get(name, "")
+    if not value.isdigit() or len(value) > 10 or int(value) > MAX_ID:
+        return None
+    return int(value)
+
+
+def _user_notes(search: str) -> Select[tuple[Note]]:
+    query = select(Note).where(Note.user_id == current_user.id)
+    if search:
+        query = query.where(Note.body.contains(search, autoescape=True))
+    return query
+
+
+def note_page(search: str, before: int | None, after: int | None) -> NotePage:
+    """Keyset pagination: the cost of a page does not grow with the number of notes."""
+    size = current_app.config["NOTES_PER_PAGE"]
+    query = _user_notes(search)
+    if after is not None:
+        rows = list(
+            db.session.scalars(query.where(Note.id > after).order_by(Note.id).limit(size + 1))
+        )
+        more_newer = len(rows) > size
+        notes = rows[:size][::-1]
+        return NotePage(
+            notes, notes[0].id if more_newer and notes else None, notes[-1].id if notes else None
+        )
+    if before is not None:
+        query = query.where(Note.id < before)
+    rows = list(db.session.scalars(query.order_by(Note.id.desc()).limit(size + 1)))
+    notes = rows[:size]
+    newer = notes[0].id if before is not None and notes else None
+    return NotePage(notes, newer, notes[-1].id if len(rows) > size else None)
+
+
+def get_note(note_id: int) -> Note:
+    """Return the current user's note; another user's note is as absent as a missing one."""
+    note = db.session.get(Note, note_id) if note_id <= MAX_ID else None
+    if note is None or note.user_id != current_user.id:
+        abort(404)
+    return note
+
+
+def _note_form() -> NoteForm:
+    form = NoteForm()
+    form.limit_length(current_app.config["NOTE_MAX_LENGTH"])
+    return form
+
+
+@bp.get("/")
+@login_required
+def index() -> str:
+    search = request.args.get("q", "").strip()[:SEARCH_MAX]
+    page = note_page(search, _id_arg("before"), _id_arg("after"))
+    return render_template("notes/index.html", page=page, search=search, form=NoteForm())
+
+
+@bp.post("/notes")
+@login_required
+def create() -> str | Response:
+    form = _note_form()
+    if form.validate_on_submit():
+        db.session.add(Note(user_id=current_user.id, body=form.body.data))
+        db.session.commit()
+        flash("Note added.", "success")
+        return redirect(url_for("notes.index"))
+    page = note_page("", None, None)
+    return render_template("notes/index.html", page=page, search="", form=form)
+
+
+@bp.route("/notes/<int:note_id>/edit", methods=("GET", "POST"))
+@login_required
+def edit(note_id: int) -> str | Response:
+    note = get_note(note_id)
+    form = _note_form()
+    if request.method == "GET":
+        form.body.data = note.body
+    elif form.validate_on_submit():
+        note.body = form.body.data or ""
+        db.session.commit()
+        flash("Note saved.", "success")
+        return redirect(url_for("notes.index"))
+    return render_template("notes/edit.html", note=note, form=form)
+
+
+@bp.route("/notes/<int:note_id>/delete", methods=("GET", "POST"))
+@login_required
+def delete(note_id: int) -> str | Response:
+    note = get_note(note_id)
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        db.session.delete(note)
+        db.session.commit()
+        flash("Note deleted.", "info")
+        return redirect(url_for("notes.index"))
+    return render_template("notes/delete.html", note=note, form=form)

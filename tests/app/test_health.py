@@ -1,0 +1,36 @@
+"""Liveness and readiness, including a real database outage and recovery."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from tests.support.mariadb import MariaDB
+
+
+def test_healthz_answers_without_database(client: FlaskClient, app: Flask) -> None:
+    app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:////nonexistent/dir/x.sqlite"
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.json == {"status": "ok"}
+
+
+def test_readyz_ready_when_database_answers(client: FlaskClient) -> None:
+    response = client.get("/readyz")
+    assert response.status_code == 200 and response.json == {"status": "ready"}
+
+
+@pytest.mark.mariadb
+@pytest.mark.parametrize("app", ["mariadb"], indirect=True)
+def test_readyz_follows_a_database_outage_and_recovers(
+    app: Flask, client: FlaskClient, mariadb: MariaDB
+) -> None:
+    assert client.get("/readyz").status_code == 200
+    mariadb.pause()
+    try:
+        down = client.get("/readyz")
+        assert down.status_code == 503
+        assert down.json == {"status": "unavailable", "reason": "database unreachable"}
+    finally:
+        mariadb.resume()
+    assert client.get("/readyz").status_code == 200, "recovers without a restart"

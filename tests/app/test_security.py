@@ -1,0 +1,145 @@
+"""CSRF, headers, cookies, body limits, error pages, password hashing, logs."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from flask import Flask, abort
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from nnote.models import User, db
+from tests.app.conftest import PASSWORD, AuthActions
+
+
+@pytest.mark.parametrize(
+    ("path", "data"),
+    [
+        ("/auth/signup", {"email": "eve@example.com", "first_name": "Eve", "password": PASSWORD,
+                          "confirm": PASSWORD}),
+        ("/auth/login", {"email": "ann@example.com", "password": PASSWORD}),
+        ("/auth/logout", {}),
+        ("/notes", {"body": "forged"}),
+        ("/notes/1/edit", {"body": "forged"}),
+        ("/notes/1/delete", {}),
+        ("/account/password", {"current": PASSWORD, "password": "x" * 10, "confirm": "x" * 10}),
+        ("/account/delete", {"password": PASSWORD}),
+    ],
+)
+def test_state_change_without_csrf_token_is_refused(
+    user: AuthActions, client: FlaskClient, app: Flask, path: str, data: dict[str, str]
+) -> None:
+    user.add_note("original")
+    for token in (None, "forged-token"):
+        form = dict(data, **({"csrf_token": token} if token else {}))
+        response = client.post(path, data=form)
+        assert response.status_code == 400
+        assert "did not come from this site" in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(User.email)) == "ann@example.com"
+    assert client.get("/").status_code == 200
+    assert "original" in client.get("/").get_data(as_text=True)
+
+
+def test_every_page_sends_security_headers(user: AuthActions, client: FlaskClient) -> None:
+    for path in ("/", "/account/", "/auth/login", "/missing", "/healthz"):
+        headers = client.get(path).headers
+        csp = headers["Content-Security-Policy"]
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+        assert "frame-ancestors 'none'" in csp
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["X-Frame-Options"] == "DENY"
+        assert headers["Referrer-Policy"] == "same-origin"
+
+
+def test_pages_have_no_inline_script_or_style(user: AuthActions, client: FlaskClient) -> None:
+    for path in ("/", "/account/", "/missing"):
+        html = client.get(path).get_data(as_text=True)
+        assert "<script" not in html and "style=" not in html and "<style" not in html
+
+
+def test_session_cookie_flags(auth: AuthActions, client: FlaskClient) -> None:
+    response = auth.signup()
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert "Secure" not in cookie
+
+
+def test_cookies_secure_when_configured_for_https(app: Flask) -> None:
+    app.config.update(SESSION_COOKIE_SECURE=True, REMEMBER_COOKIE_SECURE=True)
+    auth = AuthActions(app.test_client())
+    response = auth.signup()
+    assert "Secure" in response.headers["Set-Cookie"]
+    auth.logout()
+    remembered = auth.login(remember=True)
+    cookies = remembered.headers.getlist("Set-Cookie")
+    assert any(c.startswith("remember_token=") and "Secure" in c for c in cookies)
+    assert remembered.headers["Strict-Transport-Security"].startswith("max-age=")
+
+
+def test_passwords_use_werkzeug_default_hash(user: AuthActions, app: Flask) -> None:
+    from werkzeug.security import generate_password_hash
+
+    default_method = generate_password_hash("x").split("$")[0]
+    with app.app_context():
+        stored = db.session.scalar(select(User.password_hash))
+    assert stored is not None
+    assert stored.split("$")[0] == default_method
+    assert PASSWORD not in stored
+
+
+def test_oversized_body_gets_413_page(user: AuthActions, client: FlaskClient) -> None:
+    response = user.add_note("x" * 400_000)
+    assert response.status_code == 413
+    assert "too large" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "code", "text"),
+    [("get", "/no/such/page", 404, "Not found"), ("put", "/notes", 405, "Method not allowed"),
+     ("get", "/boom/403", 403, "Forbidden"), ("get", "/boom/500", 500, "Something went wrong")],
+)
+def test_error_pages_use_the_site_layout(app: Flask, method: str, path: str, code: int,
+                                         text: str) -> None:
+    @app.get("/boom/<int:code>")
+    def boom(code: int) -> str:
+        if code == 500:
+            raise RuntimeError("unexpected")
+        abort(code)
+
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    response = getattr(app.test_client(), method)(path)
+    page = response.get_data(as_text=True)
+    assert response.status_code == code
+    assert text in page and 'class="topbar"' in page and "/static/style.css" in page
+
+
+@pytest.mark.parametrize(
+    "data",
+    [{}, {"email": ["a@b.co", "c@d.co"]}, {"email": "\x00@x.com", "password": "\u00e9" * 8},
+     {"remember": "maybe"}],
+)
+def test_malformed_login_form_never_errors(auth: AuthActions, data: dict[str, object]) -> None:
+    response = auth.post("/auth/login", data)
+    assert 200 <= response.status_code < 500
+
+
+def test_no_password_or_key_in_logs(auth: AuthActions, app: Flask,
+                                    caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    auth.signup()
+    auth.logout()
+    auth.login(password="a wrong password")
+    auth.login()
+    assert PASSWORD not in caplog.text and "a wrong password" not in caplog.text
+    assert app.config["SECRET_KEY"] not in caplog.text
+
+
+def test_undecodable_form_bytes_never_error(auth: AuthActions, client: FlaskClient) -> None:
+    token = auth.token()
+    body = f"csrf_token={token}&email=%FF%FE%00@x.com&password=%ED%A0%80%ED%A0%80xxxxxx"
+    response = client.post("/auth/login", data=body.encode(),
+                           content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 200
+    assert "Enter a valid email address" in response.get_data(as_text=True)

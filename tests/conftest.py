@@ -1,0 +1,42 @@
+"""Fixtures shared by every test package: the real MariaDB server and page helpers."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.mariadb import MariaDB
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+CSRF_FIELD = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|'
+                        r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_token_in(html: str) -> str:
+    match = CSRF_FIELD.search(html)
+    assert match, "page has no CSRF token"
+    return match.group(1) or match.group(2)
+
+
+@pytest.fixture(scope="session")
+def mariadb() -> Iterator[MariaDB]:
+    """One real MariaDB server for the whole run; each test gets its own database."""
+    # Not under pytest's tmp dir: that is private to root and the server runs as mysql.
+    folder = Path(tempfile.mkdtemp(prefix="nnote-mariadb-"))
+    folder.chmod(0o755)
+    server = MariaDB(folder / "data")
+    server.start()
+    yield server
+    server.stop()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
