@@ -23,12 +23,13 @@ ENV PATH=/venv/bin:$PATH \
 RUN groupadd --system nnote && useradd --system --gid nnote --home-dir /app nnote
 WORKDIR /app
 COPY --from=build /venv /venv
-COPY gunicorn.conf.py docker-entrypoint.sh ./
+COPY gunicorn.conf.py ./
 COPY nnote ./nnote
 RUN mkdir -p /app/instance && chown nnote:nnote /app/instance
 USER nnote
 EXPOSE 5000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
     CMD python3 -c "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"PORT\"]}/healthz', timeout=2)" || exit 1
-ENTRYPOINT ["./docker-entrypoint.sh"]
+# Checks settings, waits for the database, migrates, then execs the command.
+ENTRYPOINT ["python3", "-m", "nnote.boot"]
 CMD ["gunicorn", "--config", "gunicorn.conf.py"]

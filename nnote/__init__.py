@@ -14,8 +14,12 @@ from typing import Any
 from flask import Flask
 
 
-def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
-    """Create and configure an instance of the nnote app."""
+def create_app(test_config: Mapping[str, Any] | None = None, *, migrations: bool = True) -> Flask:
+    """Create and configure an instance of the nnote app.
+
+    `migrations=False` leaves out the `flask db` commands (Alembic): gunicorn workers,
+    which never migrate, start lighter (see `nnote.wsgi`).
+    """
     from nnote import settings
 
     app = Flask(__name__, instance_relative_config=True)
@@ -27,15 +31,15 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         app.config.from_mapping(test_config)
     settings.ensure_secret_key(app)
 
-    _init_extensions(app)
+    _init_extensions(app, migrations)
     _register_blueprints(app)
     return app
 
 
-def _init_extensions(app: Flask) -> None:
+def _init_extensions(app: Flask, migrations: bool) -> None:
     from nnote import models, security
 
-    models.init_app(app)
+    models.init_app(app, migrations)
     security.init_app(app)
 
 

@@ -39,7 +39,7 @@ def index() -> str:
 @login_required
 def change_password() -> str | Response:
     form = ChangePasswordForm()
-    user: User = current_user._get_current_object()  # type: ignore[attr-defined]
+    user: User = current_user._get_current_object()
     if form.validate_on_submit():
         if password_matches(user, form.current.data or ""):
             user.password_hash = hash_password(form.password.data or "")
@@ -57,14 +57,14 @@ def change_password() -> str | Response:
 @login_required
 def delete_account() -> str | Response:
     form = DeleteAccountForm()
-    user: User = current_user._get_current_object()  # type: ignore[attr-defined]
+    user: User = current_user._get_current_object()
     if form.validate_on_submit():
-        if password_matches(user, form.password.data or ""):
+        if password_matches(user, form.account_password.data or ""):
             db.session.execute(delete(Note).where(Note.user_id == user.id))
             db.session.delete(user)
             db.session.commit()
             _end_session()
             flash("Your account and all its notes are deleted.", "info")
             return redirect(url_for("auth.signup"))
-        form.password.errors.append("That is not your password.")
+        form.account_password.errors.append("That is not your password.")
     return _render(delete_form=form)

@@ -29,7 +29,7 @@ class EmailField(StringField):
                 Length(max=254, message="That email address is too long."),
                 Regexp(EMAIL_PATTERN, message="Enter a valid email address, like ann@example.com."),
             ],
-            **kwargs,  # type: ignore[arg-type]
+            **kwargs,
         )
 
 
@@ -108,7 +108,8 @@ class ChangePasswordForm(FlaskForm):
 
 
 class DeleteAccountForm(FlaskForm):
-    password = PasswordField(
+    # Not "password": the change-password form on the same page has a field of that id.
+    account_password = PasswordField(
         "Your password",
         validators=[InputRequired("Enter your password to confirm."), Length(max=PASSWORD_MAX)],
     )

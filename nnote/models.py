@@ -8,7 +8,6 @@ from typing import Any
 
 from flask import Flask
 from flask_login import UserMixin
-from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, event
 from sqlalchemy.engine import Engine
@@ -23,7 +22,6 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
-migrate = Migrate(directory=MIGRATIONS_DIR)
 
 
 def utcnow() -> datetime:
@@ -34,7 +32,7 @@ def new_session_token() -> str:
     return secrets.token_hex(16)
 
 
-class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
+class User(UserMixin, db.Model):  # type: ignore[name-defined]
     __tablename__ = "user"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -49,7 +47,7 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
         return f"{self.id}:{self.session_token}"
 
 
-class Note(db.Model):  # type: ignore[name-defined,misc]
+class Note(db.Model):  # type: ignore[name-defined]
     __tablename__ = "note"
     # The home page lists one user's notes newest first: this index serves it without a sort.
     __table_args__ = (Index("ix_note_user_id_id", "user_id", "id"),)
@@ -61,7 +59,7 @@ class Note(db.Model):  # type: ignore[name-defined,misc]
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
 
-class LoginFailure(db.Model):  # type: ignore[name-defined,misc]
+class LoginFailure(db.Model):  # type: ignore[name-defined]
     """One failed login, kept in the database so every worker and task sees the same count."""
 
     __tablename__ = "login_failure"
@@ -83,11 +81,15 @@ def engine_options(database_uri: Any) -> dict[str, Any]:
     }
 
 
-def init_app(app: Flask) -> None:
+def init_app(app: Flask, migrations: bool = True) -> None:
     options = engine_options(app.config["SQLALCHEMY_DATABASE_URI"])
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", options)
     db.init_app(app)
-    migrate.init_app(app, db)
+    if migrations:
+        # Alembic costs each gunicorn worker ~7 MB; only the CLI and the boot step need it.
+        from flask_migrate import Migrate
+
+        Migrate(app, db, directory=MIGRATIONS_DIR)
 
 
 @event.listens_for(Engine, "connect")

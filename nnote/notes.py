@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
@@ -19,11 +21,17 @@ MAX_ID = 2**31 - 1
 SEARCH_MAX = 200
 
 
+class NoteRow(Protocol):
+    id: int
+    body: str
+    created_at: datetime
+
+
 @dataclass(frozen=True)
 class NotePage:
     """One page of notes and the cursors of its neighbours (None where there is none)."""
 
-    notes: list[Note]
+    notes: list[NoteRow]
     newer_than: int | None
     older_than: int | None
 
@@ -35,8 +43,9 @@ def _id_arg(name: str) -> int | None:
     return int(value)
 
 
-def _user_notes(search: str) -> Select[tuple[Note]]:
-    query = select(Note).where(Note.user_id == current_user.id)
+def _user_notes(search: str) -> Select[int, str, datetime]:
+    # Plain rows, not ORM objects: a third of the cost of the page when it was ORM-loaded.
+    query = select(Note.id, Note.body, Note.created_at).where(Note.user_id == current_user.id)
     if search:
         query = query.where(Note.body.contains(search, autoescape=True))
     return query
@@ -48,17 +57,17 @@ def note_page(search: str, before: int | None, after: int | None) -> NotePage:
     query = _user_notes(search)
     if after is not None:
         rows = list(
-            db.session.scalars(query.where(Note.id > after).order_by(Note.id).limit(size + 1))
+            db.session.execute(query.where(Note.id > after).order_by(Note.id).limit(size + 1))
         )
         more_newer = len(rows) > size
-        notes = rows[:size][::-1]
+        notes: list[Any] = rows[:size][::-1]
         return NotePage(
             notes, notes[0].id if more_newer and notes else None, notes[-1].id if notes else None
         )
     if before is not None:
         query = query.where(Note.id < before)
-    rows = list(db.session.scalars(query.order_by(Note.id.desc()).limit(size + 1)))
-    notes = rows[:size]
+    rows = list(db.session.execute(query.order_by(Note.id.desc()).limit(size + 1)))
+    notes = list(rows[:size])
     newer = notes[0].id if before is not None and notes else None
     return NotePage(notes, newer, notes[-1].id if len(rows) > size else None)
 

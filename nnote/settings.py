@@ -18,6 +18,13 @@ from sqlalchemy.engine import URL, make_url
 PRODUCTION = "production"
 SECRET_KEY_FILE = "secret_key"
 MYSQL_DB_VARS = ("DB_HOST", "DB_NAME", "DB_USERNAME", "DB_PASSWORD")
+INTEGER_SETTINGS = (
+    "PROXY_FIX_X_FOR",
+    "NOTES_PER_PAGE",
+    "LOGIN_MAX_FAILURES_PER_ACCOUNT",
+    "LOGIN_MAX_FAILURES_PER_CLIENT",
+    "LOGIN_THROTTLE_SECONDS",
+)
 
 
 class ConfigurationError(RuntimeError):
@@ -58,8 +65,9 @@ def from_environment(env: Mapping[str, str], instance_path: str) -> dict[str, An
         config["SQLALCHEMY_DATABASE_URI"] = database_url
     secure = env.get("SESSION_COOKIE_SECURE", "").lower() in ("1", "true", "yes")
     config["SESSION_COOKIE_SECURE"] = config["REMEMBER_COOKIE_SECURE"] = secure
-    if env.get("PROXY_FIX_X_FOR"):
-        config["PROXY_FIX_X_FOR"] = int(env["PROXY_FIX_X_FOR"])
+    for name in INTEGER_SETTINGS:
+        if env.get(name):
+            config[name] = int(env[name])
     return config
 
 

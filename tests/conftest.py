@@ -13,8 +13,10 @@ import pytest
 from tests.support.mariadb import MariaDB
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
-CSRF_FIELD = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|'
-                        r'name="csrf_token" value="([^"]+)"')
+CSRF_FIELD = re.compile(
+    r'name="csrf_token" type="hidden" value="([^"]+)"|'
+    r'name="csrf_token" value="([^"]+)"'
+)
 
 
 def csrf_token_in(html: str) -> str:

@@ -71,21 +71,24 @@ class AuthActions:
         page = self.client.get(path, follow_redirects=True)
         return csrf_token_in(page.get_data(as_text=True))
 
-    def post(self, path: str, data: dict[str, Any], token_from: str | None = None,
-             **kwargs: Any) -> TestResponse:
+    def post(
+        self, path: str, data: dict[str, Any], token_from: str | None = None, **kwargs: Any
+    ) -> TestResponse:
         form = {"csrf_token": self.token(token_from or "/auth/login"), **data}
         return self.client.post(path, data=form, **kwargs)
 
-    def signup(self, email: str = "ann@example.com", password: str = PASSWORD,
-               first_name: str = "Ann") -> TestResponse:
+    def signup(
+        self, email: str = "ann@example.com", password: str = PASSWORD, first_name: str = "Ann"
+    ) -> TestResponse:
         return self.post(
             "/auth/signup",
             {"email": email, "first_name": first_name, "password": password, "confirm": password},
             token_from="/auth/signup",
         )
 
-    def login(self, email: str = "ann@example.com", password: str = PASSWORD,
-              remember: bool = False) -> TestResponse:
+    def login(
+        self, email: str = "ann@example.com", password: str = PASSWORD, remember: bool = False
+    ) -> TestResponse:
         data = {"email": email, "password": password}
         if remember:
             data["remember"] = "y"

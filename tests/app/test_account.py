@@ -11,11 +11,14 @@ from tests.app.conftest import PASSWORD, AuthActions
 NEW_PASSWORD = "a brand new passphrase"
 
 
-def change_password(user: AuthActions, current: str = PASSWORD, new: str = NEW_PASSWORD,
-                    confirm: str | None = None):  # type: ignore[no-untyped-def]
-    return user.post("/account/password",
-                     {"current": current, "password": new, "confirm": confirm or new},
-                     token_from="/account/")
+def change_password(
+    user: AuthActions, current: str = PASSWORD, new: str = NEW_PASSWORD, confirm: str | None = None
+):  # type: ignore[no-untyped-def]
+    return user.post(
+        "/account/password",
+        {"current": current, "password": new, "confirm": confirm or new},
+        token_from="/account/",
+    )
 
 
 def test_change_password_rejects_wrong_current(user: AuthActions, client: FlaskClient) -> None:
@@ -29,12 +32,12 @@ def test_change_password_rejects_mismatch(user: AuthActions) -> None:
     assert "The two passwords differ." in response.get_data(as_text=True)
 
 
-def test_change_password_logs_out_and_new_password_works(user: AuthActions,
-                                                         client: FlaskClient) -> None:
+def test_change_password_logs_out_and_new_password_works(
+    user: AuthActions, client: FlaskClient
+) -> None:
     response = change_password(user)
     assert response.headers["Location"] == "/auth/login"
-    assert "Log in again with your new password" in client.get("/auth/login").get_data(
-        as_text=True)
+    assert "Log in again with your new password" in client.get("/auth/login").get_data(as_text=True)
     assert client.get("/").status_code == 302
     assert user.login(password=PASSWORD).status_code == 200, "old password refused"
     assert user.login(password=NEW_PASSWORD).status_code == 302
@@ -58,18 +61,21 @@ def test_change_password_ends_other_sessions_and_remember_cookies(app: Flask) ->
 
 
 def test_delete_account_needs_the_password(user: AuthActions, client: FlaskClient) -> None:
-    response = user.post("/account/delete", {"password": "nope nope"}, token_from="/account/")
+    response = user.post(
+        "/account/delete", {"account_password": "nope nope"}, token_from="/account/"
+    )
     assert "That is not your password." in response.get_data(as_text=True)
     assert client.get("/").status_code == 200
 
 
-def test_delete_account_removes_user_notes_and_session(user: AuthActions, app: Flask,
-                                                       client: FlaskClient) -> None:
+def test_delete_account_removes_user_notes_and_session(
+    user: AuthActions, app: Flask, client: FlaskClient
+) -> None:
     user.add_note("one")
     user.add_note("two")
     old_session = client.get_cookie("session")
     assert old_session is not None
-    response = user.post("/account/delete", {"password": PASSWORD}, token_from="/account/")
+    response = user.post("/account/delete", {"account_password": PASSWORD}, token_from="/account/")
     assert response.headers["Location"] == "/auth/signup"
     with app.app_context():
         assert db.session.query(User).count() == 0

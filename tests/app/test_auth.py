@@ -33,8 +33,13 @@ def test_signup_logs_the_new_user_in(auth: AuthActions, client: FlaskClient) -> 
 def test_signup_rejects_bad_field_with_message(
     auth: AuthActions, field: str, value: str, message: str
 ) -> None:
-    data = {"email": "bob@example.com", "first_name": "Bob", "password": PASSWORD,
-            "confirm": PASSWORD, field: value}
+    data = {
+        "email": "bob@example.com",
+        "first_name": "Bob",
+        "password": PASSWORD,
+        "confirm": PASSWORD,
+        field: value,
+    }
     response = auth.post("/auth/signup", data, token_from="/auth/signup")
     page = response.get_data(as_text=True)
     assert response.status_code == 200
@@ -65,7 +70,8 @@ def test_login_unknown_email_and_wrong_password_look_the_same(
     hash_checks: list[str] = []
     real_check = passwords.check_password_hash
     monkeypatch.setattr(
-        passwords, "check_password_hash",
+        passwords,
+        "check_password_hash",
         lambda stored, given: hash_checks.append(stored.split("$")[0]) or real_check(stored, given),
     )
     wrong_password = user.login(password="not the password")
@@ -123,20 +129,29 @@ def test_login_success_clears_the_account_failures(user: AuthActions) -> None:
 
 @pytest.mark.parametrize(
     "target",
-    ["https://evil.example/", "//evil.example/", "/\\evil.example", "http:/evil.example",
-     "javascript:alert(1)", "\t//evil.example", "evil.example"],
+    [
+        "https://evil.example/",
+        "//evil.example/",
+        "/\\evil.example",
+        "http:/evil.example",
+        "javascript:alert(1)",
+        "\t//evil.example",
+        "evil.example",
+    ],
 )
 def test_login_next_never_leaves_the_site(user: AuthActions, target: str) -> None:
     user.logout()
-    response = user.post(f"/auth/login?next={target}", {"email": "ann@example.com",
-                                                        "password": PASSWORD})
+    response = user.post(
+        f"/auth/login?next={target}", {"email": "ann@example.com", "password": PASSWORD}
+    )
     assert response.headers["Location"] == "/"
 
 
 def test_login_next_keeps_a_local_path(user: AuthActions) -> None:
     user.logout()
-    response = user.post("/auth/login?next=/account/", {"email": "ann@example.com",
-                                                        "password": PASSWORD})
+    response = user.post(
+        "/auth/login?next=/account/", {"email": "ann@example.com", "password": PASSWORD}
+    )
     assert response.headers["Location"] == "/account/"
 
 

@@ -26,8 +26,9 @@ def test_add_note_redirects_then_shows_it(user: AuthActions, client: FlaskClient
     ("body", "message"),
     [("   ", "Write something first."), ("x" * 10_001, "A note holds at most 10,000 characters.")],
 )
-def test_add_note_rejects_bad_text(user: AuthActions, client: FlaskClient, body: str,
-                                   message: str) -> None:
+def test_add_note_rejects_bad_text(
+    user: AuthActions, client: FlaskClient, body: str, message: str
+) -> None:
     response = user.add_note(body)
     assert response.status_code == 200
     assert message in response.get_data(as_text=True)
@@ -64,8 +65,10 @@ def test_home_lists_newest_first_and_paginates(user: AuthActions, client: FlaskC
 def test_search_finds_matching_notes_only(user: AuthActions, client: FlaskClient) -> None:
     for body in ("Buy milk", "call mum", "MILK the cow", "100% sure", "under_score"):
         user.add_note(body)
-    assert note_bodies(client.get("/?q=milk").get_data(as_text=True)) == ["MILK the cow",
-                                                                           "Buy milk"]
+    assert note_bodies(client.get("/?q=milk").get_data(as_text=True)) == [
+        "MILK the cow",
+        "Buy milk",
+    ]
     assert note_bodies(client.get("/?q=%25").get_data(as_text=True)) == ["100% sure"]
     assert note_bodies(client.get("/?q=_").get_data(as_text=True)) == ["under_score"]
     assert "No note contains" in client.get("/?q=zebra").get_data(as_text=True)
@@ -109,15 +112,21 @@ def test_other_users_note_is_not_found(user: AuthActions, client: FlaskClient) -
 
 @pytest.mark.parametrize(
     "path",
-    ["/notes/0/edit", "/notes/abc/edit", "/notes/-1/delete", "/notes/99999999999999999999/edit",
-     "/notes/2147483648/delete"],
+    [
+        "/notes/0/edit",
+        "/notes/abc/edit",
+        "/notes/-1/delete",
+        "/notes/99999999999999999999/edit",
+        "/notes/2147483648/delete",
+    ],
 )
 def test_bad_note_ids_are_not_found(user: AuthActions, client: FlaskClient, path: str) -> None:
     assert client.get(path).status_code == 404
 
 
 @pytest.mark.parametrize(
-    "query", ["before=abc", "before=-5", "after=99999999999999999999999", "before=", "q=" + "x" * 5000]
+    "query",
+    ["before=abc", "before=-5", "after=99999999999999999999999", "before=", "q=" + "x" * 5000],
 )
 def test_bad_page_arguments_show_a_page(user: AuthActions, client: FlaskClient, query: str) -> None:
     user.add_note("still here")

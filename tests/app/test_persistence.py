@@ -28,7 +28,7 @@ def test_migrations_are_idempotent(app: Flask) -> None:
 
 
 def test_notes_round_trip_unicode(user: AuthActions, client: FlaskClient) -> None:
-    text = "Grüße 🎉 中文 — \"quotes\" & <tags>\nsecond line"
+    text = 'Grüße 🎉 中文 — "quotes" & <tags>\nsecond line'
     user.add_note(text)
     html = client.get("/").get_data(as_text=True)
     assert "Grüße 🎉 中文" in html and "second line" in html
@@ -47,7 +47,10 @@ def test_pagination_and_search(user: AuthActions, client: FlaskClient) -> None:
         user.add_note(f"item {number} {'even' if number % 2 == 0 else 'odd'}")
     assert note_bodies(client.get("/").get_data(as_text=True))[0] == "item 6 even"
     assert note_bodies(client.get("/?q=ODD").get_data(as_text=True)) == [
-        "item 5 odd", "item 3 odd", "item 1 odd"]
+        "item 5 odd",
+        "item 3 odd",
+        "item 1 odd",
+    ]
 
 
 def test_deleting_account_deletes_only_its_notes(user: AuthActions, app: Flask) -> None:
@@ -56,7 +59,9 @@ def test_deleting_account_deletes_only_its_notes(user: AuthActions, app: Flask) 
     bob = AuthActions(app.test_client())
     bob.signup(email="bob@example.com", first_name="Bob")
     bob.add_note("bob's")
-    bob.post("/account/delete", {"password": "correct horse battery"}, token_from="/account/")
+    bob.post(
+        "/account/delete", {"account_password": "correct horse battery"}, token_from="/account/"
+    )
     with app.app_context():
         assert list(db.session.scalars(select(Note.body))) == ["ann's"]
         assert list(db.session.scalars(select(User.email))) == ["ann@example.com"]

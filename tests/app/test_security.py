@@ -16,15 +16,22 @@ from tests.app.conftest import PASSWORD, AuthActions
 @pytest.mark.parametrize(
     ("path", "data"),
     [
-        ("/auth/signup", {"email": "eve@example.com", "first_name": "Eve", "password": PASSWORD,
-                          "confirm": PASSWORD}),
+        (
+            "/auth/signup",
+            {
+                "email": "eve@example.com",
+                "first_name": "Eve",
+                "password": PASSWORD,
+                "confirm": PASSWORD,
+            },
+        ),
         ("/auth/login", {"email": "ann@example.com", "password": PASSWORD}),
         ("/auth/logout", {}),
         ("/notes", {"body": "forged"}),
         ("/notes/1/edit", {"body": "forged"}),
         ("/notes/1/delete", {}),
         ("/account/password", {"current": PASSWORD, "password": "x" * 10, "confirm": "x" * 10}),
-        ("/account/delete", {"password": PASSWORD}),
+        ("/account/delete", {"account_password": PASSWORD}),
     ],
 )
 def test_state_change_without_csrf_token_is_refused(
@@ -97,11 +104,16 @@ def test_oversized_body_gets_413_page(user: AuthActions, client: FlaskClient) ->
 
 @pytest.mark.parametrize(
     ("method", "path", "code", "text"),
-    [("get", "/no/such/page", 404, "Not found"), ("put", "/notes", 405, "Method not allowed"),
-     ("get", "/boom/403", 403, "Forbidden"), ("get", "/boom/500", 500, "Something went wrong")],
+    [
+        ("get", "/no/such/page", 404, "Not found"),
+        ("put", "/notes", 405, "Method not allowed"),
+        ("get", "/boom/403", 403, "Forbidden"),
+        ("get", "/boom/500", 500, "Something went wrong"),
+    ],
 )
-def test_error_pages_use_the_site_layout(app: Flask, method: str, path: str, code: int,
-                                         text: str) -> None:
+def test_error_pages_use_the_site_layout(
+    app: Flask, method: str, path: str, code: int, text: str
+) -> None:
     @app.get("/boom/<int:code>")
     def boom(code: int) -> str:
         if code == 500:
@@ -117,16 +129,21 @@ def test_error_pages_use_the_site_layout(app: Flask, method: str, path: str, cod
 
 @pytest.mark.parametrize(
     "data",
-    [{}, {"email": ["a@b.co", "c@d.co"]}, {"email": "\x00@x.com", "password": "\u00e9" * 8},
-     {"remember": "maybe"}],
+    [
+        {},
+        {"email": ["a@b.co", "c@d.co"]},
+        {"email": "\x00@x.com", "password": "\u00e9" * 8},
+        {"remember": "maybe"},
+    ],
 )
 def test_malformed_login_form_never_errors(auth: AuthActions, data: dict[str, object]) -> None:
     response = auth.post("/auth/login", data)
     assert 200 <= response.status_code < 500
 
 
-def test_no_password_or_key_in_logs(auth: AuthActions, app: Flask,
-                                    caplog: pytest.LogCaptureFixture) -> None:
+def test_no_password_or_key_in_logs(
+    auth: AuthActions, app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     auth.signup()
     auth.logout()
@@ -139,7 +156,8 @@ def test_no_password_or_key_in_logs(auth: AuthActions, app: Flask,
 def test_undecodable_form_bytes_never_error(auth: AuthActions, client: FlaskClient) -> None:
     token = auth.token()
     body = f"csrf_token={token}&email=%FF%FE%00@x.com&password=%ED%A0%80%ED%A0%80xxxxxx"
-    response = client.post("/auth/login", data=body.encode(),
-                           content_type="application/x-www-form-urlencoded")
+    response = client.post(
+        "/auth/login", data=body.encode(), content_type="application/x-www-form-urlencoded"
+    )
     assert response.status_code == 200
     assert "Enter a valid email address" in response.get_data(as_text=True)

@@ -18,8 +18,9 @@ def test_production_refuses_to_start_without_secret_key(monkeypatch: pytest.Monk
         create_app()
 
 
-def test_production_takes_secret_key_from_environment(monkeypatch: pytest.MonkeyPatch,
-                                                      tmp_path: Path) -> None:
+def test_production_takes_secret_key_from_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("NNOTE_ENV", "production")
     monkeypatch.setenv("SECRET_KEY", "from-the-environment")
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/x.sqlite")
@@ -42,21 +43,31 @@ def test_development_makes_a_key_keeps_it_and_warns(
 
 
 def test_db_variables_make_a_mysql_url() -> None:
-    url = settings.database_url_from({
-        "DB_HOST": "db.internal", "DB_PORT": "3307", "DB_NAME": "nnote",
-        "DB_USERNAME": "admin", "DB_PASSWORD": "p@ss:w/rd%?",
-    })
+    url = settings.database_url_from(
+        {
+            "DB_HOST": "db.internal",
+            "DB_PORT": "3307",
+            "DB_NAME": "nnote",
+            "DB_USERNAME": "admin",
+            "DB_PASSWORD": "p@ss:w/rd%?",
+        }
+    )
     assert url is not None
     parsed = make_url(url)
     assert (parsed.drivername, parsed.host, parsed.port, parsed.database) == (
-        "mysql+pymysql", "db.internal", 3307, "nnote")
+        "mysql+pymysql",
+        "db.internal",
+        3307,
+        "nnote",
+    )
     assert parsed.password == "p@ss:w/rd%?", "any character RDS generates survives"
     assert "p@ss" not in repr(parsed), "the password is masked when shown"
 
 
 def test_db_port_defaults_to_3306() -> None:
     url = settings.database_url_from(
-        {"DB_HOST": "h", "DB_NAME": "n", "DB_USERNAME": "u", "DB_PASSWORD": "p"})
+        {"DB_HOST": "h", "DB_NAME": "n", "DB_USERNAME": "u", "DB_PASSWORD": "p"}
+    )
     assert make_url(url).port == 3306  # type: ignore[arg-type]
 
 

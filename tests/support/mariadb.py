@@ -38,10 +38,16 @@ class MariaDB:
         self.datadir.mkdir(parents=True, exist_ok=True)
         os.chown(self.datadir, *_mysql_ids())
         subprocess.run(
-            [_binary("mariadb-install-db", "mysql_install_db"), "--no-defaults",
-             f"--datadir={self.datadir}", "--user=mysql",
-             "--auth-root-authentication-method=normal", "--skip-test-db"],
-            check=True, capture_output=True,
+            [
+                _binary("mariadb-install-db", "mysql_install_db"),
+                "--no-defaults",
+                f"--datadir={self.datadir}",
+                "--user=mysql",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ],
+            check=True,
+            capture_output=True,
         )
         self._launch()
         self._set_root_password()
@@ -87,11 +93,21 @@ class MariaDB:
     def _launch(self) -> None:
         log = open(self.datadir / "server.log", "ab")  # noqa: SIM115 - owned by the process
         self.process = subprocess.Popen(
-            [_binary("mariadbd", "mysqld"), "--no-defaults", f"--datadir={self.datadir}",
-             f"--socket={self.datadir}/mysqld.sock", f"--pid-file={self.datadir}/mysqld.pid",
-             f"--port={self.port}", "--bind-address=127.0.0.1", "--skip-name-resolve",
-             "--user=mysql", "--innodb-buffer-pool-size=64M", "--skip-log-bin"],
-            stdout=subprocess.DEVNULL, stderr=log,
+            [
+                _binary("mariadbd", "mysqld"),
+                "--no-defaults",
+                f"--datadir={self.datadir}",
+                f"--socket={self.datadir}/mysqld.sock",
+                f"--pid-file={self.datadir}/mysqld.pid",
+                f"--port={self.port}",
+                "--bind-address=127.0.0.1",
+                "--skip-name-resolve",
+                "--user=mysql",
+                "--innodb-buffer-pool-size=64M",
+                "--skip-log-bin",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
         )
         wait_until(lambda: port_open(self.port), 60, "MariaDB")
 

@@ -1,0 +1,72 @@
+"""Container entry point: check settings, wait for the database (bounded), migrate, exec.
+
+`python -m nnote.boot gunicorn --config gunicorn.conf.py` is the image's command. A bad
+setting fails at once; only an unreachable database is retried, DB_WAIT_ATTEMPTS times,
+DB_WAIT_SECONDS apart. `exec` hands PID 1 to gunicorn so SIGTERM from ECS reaches it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from flask import Flask
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
+EXIT_CONFIG = 2
+EXIT_DATABASE = 3
+
+
+def log(message: str) -> None:
+    print(f"nnote: {message}", file=sys.stderr, flush=True)
+
+
+def wait_for_database(app: Flask, attempts: int, delay: float) -> bool:
+    from nnote.models import db
+
+    with app.app_context():
+        for attempt in range(1, attempts + 1):
+            try:
+                db.session.execute(text("SELECT 1"))
+                return True
+            except OperationalError as error:
+                # The driver's error code only: messages can name hosts and users.
+                code = error.orig.args[0] if error.orig and error.orig.args else "?"
+                log(f"database not ready (attempt {attempt}/{attempts}, error {code})")
+                db.session.rollback()
+                db.engine.dispose()
+                if attempt < attempts:
+                    time.sleep(delay)
+    return False
+
+
+def migrate(app: Flask) -> None:
+    from flask_migrate import upgrade
+
+    with app.app_context():
+        upgrade()
+
+
+def main(command: list[str]) -> int:
+    from nnote import create_app
+    from nnote.settings import ConfigurationError
+
+    try:
+        app = create_app()
+    except ConfigurationError as error:
+        log(f"cannot start: {error}")
+        return EXIT_CONFIG
+    attempts = int(os.environ.get("DB_WAIT_ATTEMPTS", "30"))
+    if not wait_for_database(app, attempts, float(os.environ.get("DB_WAIT_SECONDS", "2"))):
+        log(f"database not reachable after {attempts} attempts; giving up")
+        return EXIT_DATABASE
+    migrate(app)
+    if command:
+        os.execvp(command[0], command)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

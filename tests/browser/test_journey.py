@@ -1,0 +1,132 @@
+"""A user's whole journey in a real Chromium, against the app under gunicorn."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from playwright.sync_api import Page, expect
+
+from tests.support.server import Gunicorn
+
+PASSWORD = "browser pass 123"
+NEW_PASSWORD = "browser pass 456"
+
+
+def shot(page: Page, artifacts: Path, name: str) -> None:
+    folder = artifacts / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+
+
+def sign_up(page: Page, base: str, email: str) -> None:
+    page.goto(f"{base}/auth/signup")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("First name").fill("Robin")
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_label("Repeat the password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign up").click()
+
+
+def add_note(page: Page, text: str) -> None:
+    page.get_by_label("New note").fill(text)
+    page.get_by_role("button", name="Add note").click()
+    expect(page.get_by_role("status")).to_have_text("Note added.")
+
+
+def test_journey_from_signup_to_login_again(page: Page, server: Gunicorn, artifacts: Path) -> None:
+    base = server.url
+    page.goto(f"{base}/auth/signup")
+    page.get_by_role("button", name="Sign up").click()
+    expect(page.get_by_text("Enter your email address.")).to_be_visible()
+    shot(page, artifacts, "signup-errors")
+
+    sign_up(page, base, "robin@example.com")
+    expect(page.get_by_text("Welcome, Robin!")).to_be_visible()
+    for number in range(7):
+        add_note(page, f"Browser note {number}")
+    notes = page.locator("li.note .body")
+    expect(notes).to_have_count(5)
+    expect(notes.first).to_have_text("Browser note 6")
+    shot(page, artifacts, "home")
+
+    page.get_by_role("link", name="Older →").click()
+    expect(notes).to_have_text(["Browser note 1", "Browser note 0"])
+    page.get_by_role("link", name="← Newer").click()
+    expect(notes.first).to_have_text("Browser note 6")
+
+    page.locator("li.note", has_text="Browser note 6").get_by_role("link", name="Edit").click()
+    page.get_by_label("Note").fill("Edited in Chromium")
+    shot(page, artifacts, "edit")
+    page.get_by_role("button", name="Save").click()
+    expect(notes.first).to_have_text("Edited in Chromium")
+
+    page.get_by_placeholder("Search your notes").fill("chromium")
+    page.get_by_role("button", name="Search").click()
+    expect(notes).to_have_text(["Edited in Chromium"])
+    shot(page, artifacts, "search")
+    page.get_by_role("link", name="Clear").click()
+
+    page.locator("li.note", has_text="Browser note 5").get_by_role("link", name="Delete").click()
+    expect(page.get_by_role("heading", name="Delete this note?")).to_be_visible()
+    shot(page, artifacts, "delete-confirm")
+    page.get_by_role("button", name="Delete note").click()
+    expect(page.get_by_role("status")).to_have_text("Note deleted.")
+    expect(page.get_by_text("Browser note 5")).to_have_count(0)
+
+    page.get_by_role("link", name="Account").click()
+    shot(page, artifacts, "account")
+    page.get_by_label("Current password").fill(PASSWORD)
+    page.get_by_label("New password").fill(NEW_PASSWORD)
+    page.locator("#confirm").fill(NEW_PASSWORD)
+    page.get_by_role("button", name="Change password").click()
+    expect(page.get_by_text("Log in again with your new password")).to_be_visible()
+
+    page.get_by_label("Email").fill("robin@example.com")
+    page.get_by_label("Password").fill(NEW_PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_text("Hello again, Robin.")).to_be_visible()
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_text("You are logged out.")).to_be_visible()
+    shot(page, artifacts, "login")
+
+    page.get_by_label("Email").fill("robin@example.com")
+    page.get_by_label("Password").fill(NEW_PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(notes.first).to_have_text("Edited in Chromium")
+
+
+def test_cross_site_form_without_token_fails(page: Page, server: Gunicorn) -> None:
+    sign_up(page, server.url, "target@example.com")
+    expect(page.get_by_text("Welcome, Robin!")).to_be_visible()
+    # Same host, other port: the browser sends the session cookie, so only the CSRF token
+    # stands between this page and a forged note.
+    attacker = "http://127.0.0.1:1/evil.html"
+    evil_form = (
+        f'<form id="f" method="post" action="{server.url}/notes">'
+        '<input name="body" value="forged by another site"></form>'
+        "<button onclick=\"document.getElementById('f').submit()\">win a prize</button>"
+    )
+    page.route(attacker, lambda route: route.fulfill(body=evil_form, content_type="text/html"))
+    page.goto(attacker)
+    with page.expect_navigation():
+        page.get_by_role("button", name="win a prize").click()
+    expect(page.get_by_text("did not come from this site")).to_be_visible()
+    page.goto(server.url)
+    expect(page.get_by_text("forged by another site")).to_have_count(0)
+
+
+def test_pages_load_no_outside_resource_and_break_no_csp(page: Page, server: Gunicorn) -> None:
+    outside: list[str] = []
+    violations: list[str] = []
+    page.on("request", lambda r: None if r.url.startswith(server.url) else outside.append(r.url))
+    page.on(
+        "console", lambda m: violations.append(m.text) if "Content Security" in m.text else None
+    )
+    sign_up(page, server.url, "csp@example.com")
+    page.goto(f"{server.url}/account/")
+    page.goto(f"{server.url}/missing")
+    assert outside == [] and violations == []
+    background = page.evaluate(
+        "getComputedStyle(document.querySelector('.topbar')).backgroundColor"
+    )
+    assert background == "rgb(47, 93, 80)", "the stylesheet is served and applied"
