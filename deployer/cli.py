@@ -1,0 +1,281 @@
+"""nnote-deploy: converge an AWS environment for nnote with boto3 alone.
+
+Commands parse options, call the pipeline and render; nothing here talks to AWS directly.
+Heavy modules (boto3, rich, pydantic) are imported inside commands so `--help` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from deployer.render import Renderer
+    from deployer.steps.base import Run
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Ship nnote to AWS ECS Fargate with boto3 alone: up, plan, status, down.",
+)
+
+ConfigOpt = Annotated[Path, typer.Option("--config", help="Path to deploy.toml.")]
+EnvOpt = Annotated[str, typer.Option("--env", "-e", help="Environment in deploy.toml.")]
+RegionOpt = Annotated[str | None, typer.Option("--region", help="Override the region.")]
+ProfileOpt = Annotated[str | None, typer.Option("--profile", help="AWS profile to use.")]
+VerboseOpt = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Tracebacks and AWS request ids.")
+]
+LockWaitOpt = Annotated[float, typer.Option("--lock-wait", help="Seconds to wait for the lock.")]
+
+
+@contextmanager
+def reported(renderer: Renderer, verbose: bool, detailed: bool = False) -> Iterator[None]:
+    """Render any error once, as message + hint, and exit with its code."""
+    from deployer.errors import ConfigError, DeployError, ExitCode
+
+    try:
+        yield
+    except DeployError as error:
+        if verbose:
+            renderer.console.print(traceback.format_exc(), markup=False)
+        details = error.problems if isinstance(error, ConfigError) else _rollback_details(error)
+        renderer.error(error.message, error.hint, details, error.request_id if verbose else None)
+        raise typer.Exit(ExitCode.ERROR if detailed else error.exit_code) from None
+    except KeyboardInterrupt:
+        renderer.error("interrupted", "run the command again to converge")
+        raise typer.Exit(ExitCode.INTERRUPTED) from None
+    except Exception as error:
+        if verbose:
+            raise
+        renderer.error(
+            f"unexpected {type(error).__name__}: {error}",
+            "run again with --verbose and report the traceback",
+        )
+        raise typer.Exit(ExitCode.ERROR) from None
+
+
+def _rollback_details(error: Exception) -> list[str]:
+    report = getattr(error, "rollback", None)
+    if report is None:
+        return [f"kept: {d}" for d in getattr(error, "done", [])]
+    return [f"rolled back: {d}" for d in report.undone] + [
+        f"could NOT undo: {d} ({why})" for d, why in report.failed
+    ]
+
+
+def _start(
+    config: Path, env: str, region: str | None, profile: str | None, renderer: Renderer
+) -> Run:
+    """Validate settings (no AWS call), then show who and where we are."""
+    from deployer import config as config_module
+    from deployer.aws import Aws
+    from deployer.inventory import Owner, new_run_id
+    from deployer.steps.base import Run
+
+    settings = config_module.load(config, env, region)
+    aws = Aws(region=settings.region, profile=profile)
+    identity = aws.identity()
+    renderer.header(identity["account"], aws.region, settings.app, settings.env)
+    run = Run(
+        aws=aws,
+        config=settings,
+        owner=Owner(settings.app, settings.env, new_run_id()),
+        progress=renderer,
+    )
+    _tune_for_tests(run)
+    return run
+
+
+def _tune_for_tests(run: Run) -> None:
+    """Shorter polls against an emulator: moto answers at once, real AWS takes minutes."""
+    import os
+
+    if os.environ.get("NNOTE_DEPLOY_POLL_SECONDS"):
+        run.poll_seconds = float(os.environ["NNOTE_DEPLOY_POLL_SECONDS"])
+        run.dependency_budget_seconds = min(run.dependency_budget_seconds, 30 * run.poll_seconds)
+
+
+def _renderer() -> Renderer:
+    from deployer.render import Renderer
+
+    return Renderer()
+
+
+@app.command()
+def up(
+    config: ConfigOpt = Path("deploy.toml"),
+    env: EnvOpt = "staging",
+    region: RegionOpt = None,
+    profile: ProfileOpt = None,
+    verbose: VerboseOpt = False,
+    lock_wait: LockWaitOpt = 0,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (CI).")] = False,
+    no_rollback: Annotated[
+        bool, typer.Option("--no-rollback", help="Keep partial work on failure.")
+    ] = False,
+) -> None:
+    """Create or converge the environment. A second run changes nothing."""
+    from deployer import pipeline
+
+    renderer = _renderer()
+    with reported(renderer, verbose):
+        run = _start(config, env, region, profile, renderer)
+        changes = pipeline.plan(run)
+        renderer.changes(changes)
+        if changes and not yes and sys.stdin.isatty() and not typer.confirm("Apply these changes?"):
+            raise typer.Exit(1)
+        try:
+            with renderer.progress():
+                result = pipeline.up(
+                    run, renderer, rollback=not no_rollback, lock_wait=lock_wait, changes=changes
+                )
+        finally:
+            renderer.calls(run.aws.log.total, run.aws.log.mutating)
+        if result.changes:
+            _timing_report(renderer, result.timings, result.wall_seconds)
+        renderer.line("up: done", "bold green")
+
+
+def _timing_report(renderer: Renderer, timings: dict[str, float], wall: float) -> None:
+    steps = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in timings.items())
+    renderer.line(f"steps: {steps}; sum {sum(timings.values()):.1f}s, wall {wall:.1f}s")
+
+
+@app.command()
+def plan(
+    config: ConfigOpt = Path("deploy.toml"),
+    env: EnvOpt = "staging",
+    region: RegionOpt = None,
+    profile: ProfileOpt = None,
+    verbose: VerboseOpt = False,
+    detailed_exitcode: Annotated[
+        bool,
+        typer.Option(
+            "--detailed-exitcode", help="Exit 0 for no changes, 1 for an error, 2 for changes."
+        ),
+    ] = False,
+) -> None:
+    """Show what `up` would create or change. Read-only."""
+    from deployer import pipeline
+    from deployer.errors import ExitCode
+
+    renderer = _renderer()
+    with reported(renderer, verbose, detailed_exitcode):
+        run = _start(config, env, region, profile, renderer)
+        changes = pipeline.plan(run)
+        renderer.changes(changes)
+        renderer.calls(run.aws.log.total, run.aws.log.mutating)
+    if detailed_exitcode and changes:
+        raise typer.Exit(ExitCode.CHANGES)
+
+
+@app.command()
+def status(
+    config: ConfigOpt = Path("deploy.toml"),
+    env: EnvOpt = "staging",
+    region: RegionOpt = None,
+    profile: ProfileOpt = None,
+    verbose: VerboseOpt = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Machine-readable output (schema 1).")
+    ] = False,
+) -> None:
+    """List every resource this environment owns, with its state."""
+    from deployer import pipeline
+    from deployer.render import Renderer
+
+    renderer = _renderer()
+    if as_json:  # keep stdout pure JSON: progress and errors go to stderr
+        from rich.console import Console
+
+        renderer = Renderer(Console(stderr=True, highlight=False))
+    with reported(renderer, verbose):
+        run = _start(config, env, region, profile, renderer)
+        resources = pipeline.status(run)
+        if as_json:
+            from rich.console import Console
+
+            meta = {"app": run.config.app, "env": run.config.env, "region": run.aws.region}
+            Renderer(Console(highlight=False, soft_wrap=True)).status_json(meta, resources)
+        else:
+            renderer.resources(resources)
+        renderer.calls(run.aws.log.total, run.aws.log.mutating)
+
+
+@app.command()
+def down(
+    config: ConfigOpt = Path("deploy.toml"),
+    env: EnvOpt = "staging",
+    region: RegionOpt = None,
+    profile: ProfileOpt = None,
+    verbose: VerboseOpt = False,
+    lock_wait: LockWaitOpt = 0,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for the env name.")] = False,
+) -> None:
+    """Delete everything this environment owns, then audit for leftovers."""
+    from deployer import pipeline
+    from deployer.errors import ExitCode
+
+    renderer = _renderer()
+    with reported(renderer, verbose):
+        run = _start(config, env, region, profile, renderer)
+        if not yes:
+            typed = typer.prompt(
+                f"Type the environment name ({run.config.env}) to delete it", default=""
+            )
+            if typed != run.config.env:
+                renderer.error(
+                    "not confirmed; nothing was deleted", "type the name exactly, or pass --yes"
+                )
+                raise typer.Exit(1)
+        with renderer.progress():
+            result = pipeline.down(run, renderer, lock_wait=lock_wait)
+        renderer.resources(result.deleted, "deleted")
+        renderer.calls(run.aws.log.total, run.aws.log.mutating)
+        if result.leftovers:
+            renderer.resources(result.leftovers, "LEAK AUDIT: still tagged and existing")
+            renderer.error(
+                f"{len(result.leftovers)} resource(s) left behind",
+                "delete them by hand or run down again",
+            )
+            raise typer.Exit(ExitCode.LEAKS)
+        renderer.line("leak audit: nothing left", "bold green")
+
+
+@app.command()
+def unlock(
+    config: ConfigOpt = Path("deploy.toml"),
+    env: EnvOpt = "staging",
+    region: RegionOpt = None,
+    profile: ProfileOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Break the environment's lock (after a run died while holding it)."""
+    from deployer.lock import Lock
+
+    renderer = _renderer()
+    with reported(renderer, verbose):
+        run = _start(config, env, region, profile, renderer)
+        lock = Lock(run.aws, run.owner)
+        holder = lock.holder()
+        if holder is None:
+            renderer.line("not locked")
+            return
+        lock.force_release()
+        renderer.line(f"broke the lock of run {holder.get('run')} ({holder.get('owner')})")
+
+
+def main() -> Any:
+    return app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,235 @@
+"""deploy.toml: schema, defaults, per-environment overrides, and validation.
+
+The file has `app`, `region`, a `[defaults]` table and `[env.NAME]` tables whose keys
+override the defaults for that environment. Everything is validated before any AWS call:
+every bad field is reported at once, as `path: reason`, and unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from deployer.errors import ConfigError
+
+NAME_PATTERN = r"^[a-z][a-z0-9-]{0,20}[a-z0-9]$"
+REGION_PATTERN = r"^[a-z]{2}(-[a-z]+)+-\d$"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NetworkSettings(Section):
+    vpc_cidr: str = "10.40.0.0/16"
+    public_subnets: tuple[str, str] = ("10.40.0.0/24", "10.40.1.0/24")
+    availability_zones: tuple[str, str] | None = None
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _vpc_size(cls, value: str) -> str:
+        network = _network(value)
+        if not 16 <= network.prefixlen <= 24:
+            raise ValueError("a VPC block must be between /16 and /24")
+        return value
+
+    @field_validator("public_subnets")
+    @classmethod
+    def _subnets(cls, value: tuple[str, str]) -> tuple[str, str]:
+        first, second = (_network(cidr) for cidr in value)
+        if first.overlaps(second):
+            raise ValueError(f"{value[0]} and {value[1]} overlap")
+        return value
+
+    @model_validator(mode="after")
+    def _subnets_inside_vpc(self) -> NetworkSettings:
+        vpc = _network(self.vpc_cidr)
+        for cidr in self.public_subnets:
+            if not _network(cidr).subnet_of(vpc):
+                raise ValueError(f"public_subnets: {cidr} is not inside vpc_cidr {self.vpc_cidr}")
+        return self
+
+
+def _network(cidr: str) -> ipaddress.IPv4Network:
+    try:
+        return ipaddress.IPv4Network(cidr, strict=True)
+    except ValueError as error:
+        raise ValueError(f"{cidr!r} is not an IPv4 CIDR block ({error})") from None
+
+
+class DatabaseSettings(Section):
+    engine_version: str = Field("8.0", pattern=r"^8\.0(\.\d+)?$")
+    instance_class: str = Field("db.t4g.micro", pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")
+    allocated_storage_gb: int = Field(20, ge=20, le=16384)
+    backup_retention_days: int = Field(7, ge=0, le=35)
+    multi_az: bool = False
+    deletion_protection: bool = False
+    final_snapshot: bool = False
+    name: str = Field("nnote", pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+    username: str = Field("nnote", pattern=r"^[A-Za-z][A-Za-z0-9_]{0,15}$")
+
+
+class RegistrySettings(Section):
+    keep_images: int = Field(10, ge=1, le=1000)
+    scan_on_push: bool = True
+    push_host: str | None = None
+
+
+class ServiceSettings(Section):
+    cpu: Literal[256, 512, 1024, 2048, 4096] = 256
+    memory_mb: int = Field(512, ge=512, le=30720)
+    desired_count: int = Field(1, ge=0, le=100)
+    container_port: int = Field(5000, ge=1024, le=65535)
+    health_check_path: str = Field("/readyz", pattern=r"^/[\w./-]*$")
+    log_retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 180, 365] = 30
+    certificate_arn: str | None = None
+    rollout_timeout_seconds: int = Field(900, ge=60, le=7200)
+
+
+class Settings(Section):
+    """The settings of one environment, defaults and overrides merged."""
+
+    network: NetworkSettings = NetworkSettings()
+    db: DatabaseSettings = DatabaseSettings()  # type: ignore[call-arg]
+    registry: RegistrySettings = RegistrySettings()  # type: ignore[call-arg]
+    service: ServiceSettings = ServiceSettings()  # type: ignore[call-arg]
+
+
+class FileSchema(Section):
+    app: str = Field(pattern=NAME_PATTERN)
+    region: str = Field(pattern=REGION_PATTERN)
+    defaults: dict[str, Any] = {}
+    env: dict[str, dict[str, Any]]
+
+
+class DeployConfig(Section):
+    """What a command works on: one app, one environment, one region."""
+
+    app: str
+    env: str
+    region: str
+    settings: Settings
+
+    @property
+    def prefix(self) -> str:
+        """The name stem of everything this environment owns, e.g. `nnote-staging`."""
+        return f"{self.app}-{self.env}"
+
+
+def load(path: Path, env: str | None, region: str | None = None) -> DeployConfig:
+    """Read and validate deploy.toml for one environment, or raise ConfigError."""
+    raw = _read(path)
+    file = _validate_file(raw)
+    names = sorted(file.env)
+    if env is None:
+        raise ConfigError("no environment chosen", hint=f"pass --env, one of: {', '.join(names)}")
+    if env not in file.env:
+        raise ConfigError(f"unknown environment {env!r}", hint=f"choose one of: {', '.join(names)}")
+    problems = _problems_of_every_env(file)
+    if problems:
+        raise ConfigError(f"{path} has {len(problems)} problem(s)", problems)
+    settings = Settings.model_validate(_merged_settings(file, env))
+    return DeployConfig(app=file.app, env=env, region=region or file.region, settings=settings)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path} not found", hint="pass --config PATH or run from the repository root"
+        ) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path} is not valid TOML: {error}") from None
+
+
+def _validate_file(raw: dict[str, Any]) -> FileSchema:
+    try:
+        file = FileSchema.model_validate(raw)
+    except ValidationError as error:
+        problems = _describe(error, prefix="")
+        raise ConfigError(f"deploy.toml has {len(problems)} problem(s)", problems) from None
+    bad_names = [
+        f"env.{name}: must match {NAME_PATTERN}"
+        for name in file.env
+        if not _matches(NAME_PATTERN, name)
+    ]
+    if bad_names:
+        raise ConfigError(f"deploy.toml has {len(bad_names)} problem(s)", bad_names)
+    return file
+
+
+def _matches(pattern: str, value: str) -> bool:
+    import re
+
+    return re.fullmatch(pattern, value) is not None
+
+
+def _problems_of_every_env(file: FileSchema) -> list[str]:
+    """Validate each environment's merged settings; name each problem where it was written."""
+    problems: list[str] = []
+    for name, overrides in file.env.items():
+        try:
+            Settings.model_validate(_merged_settings(file, name))
+        except ValidationError as error:
+            for location, message in _located(error):
+                where = f"env.{name}" if _has_path(overrides, location) else "defaults"
+                problem = (
+                    f"{where}.{'.'.join(location)}: {message}"
+                    if location
+                    else f"{where}: {message}"
+                )
+                if problem not in problems:
+                    problems.append(problem)
+    return problems
+
+
+def _located(error: ValidationError) -> list[tuple[tuple[str, ...], str]]:
+    located = []
+    for item in error.errors():
+        location = tuple(str(part) for part in item["loc"])
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        located.append((location, message))
+    return located
+
+
+def _describe(error: ValidationError, prefix: str) -> list[str]:
+    return [
+        f"{prefix}{'.'.join(location) or '(top level)'}: {message}"
+        for location, message in _located(error)
+    ]
+
+
+def _has_path(table: dict[str, Any], location: tuple[str, ...]) -> bool:
+    node: Any = table
+    for part in location:
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+PRODUCTION_NAMES = ("prod", "production")
+# A production database is protected unless deploy.toml says otherwise.
+PRODUCTION_DEFAULTS = {"db": {"deletion_protection": True, "final_snapshot": True}}
+
+
+def _merged_settings(file: FileSchema, env: str) -> dict[str, Any]:
+    base = _merge(PRODUCTION_DEFAULTS, file.defaults) if env in PRODUCTION_NAMES else file.defaults
+    return _merge(base, file.env[env])
+
+
+def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

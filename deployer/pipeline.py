@@ -1,0 +1,240 @@
+"""The pipeline: which steps run in what order, and the four commands built on them.
+
+- `plan` observes every step (read-only calls only) and lists the changes `up` would make.
+- `up` plans first; with no changes it stops there, having made no mutating call. Otherwise it
+  takes the environment's lock and runs each step's `apply` as soon as the steps it depends on
+  are done, so independent steps (the slow RDS instance, the registry) run concurrently. Every
+  mutation goes into the run journal; on a failure or Ctrl-C the journal is undone newest
+  first, which leaves everything that existed before the run as it was.
+- `status` observes and lists what is owned.
+- `down` takes the lock, deletes in reverse dependency order, then audits the tag inventory:
+  anything still tagged for this app and env is a leak and fails the command.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from deployer import inventory
+from deployer.errors import DeployError, ExitCode, Interrupted
+from deployer.inventory import Resource
+from deployer.journal import Entry, RollbackReport
+from deployer.lock import Lock
+from deployer.steps.base import Change, Observed, Run, Step
+from deployer.steps.database import DatabaseStep
+from deployer.steps.network import NetworkStep
+from deployer.steps.registry import RegistryStep
+
+
+def all_steps() -> list[Step]:
+    return [NetworkStep(), DatabaseStep(), RegistryStep()]
+
+
+class Events(Protocol):
+    """What the pipeline reports while it works; the CLI's renderer implements it."""
+
+    def step_started(self, step: str) -> None: ...
+    def step_note(self, step: str, message: str) -> None: ...
+    def step_finished(self, step: str, seconds: float) -> None: ...
+    def step_failed(self, step: str, seconds: float, message: str) -> None: ...
+    def undoing(self, entry: Entry) -> None: ...
+
+
+@dataclass
+class UpResult:
+    changes: list[Change]
+    outputs: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    wall_seconds: float = 0.0
+
+
+class UpFailed(DeployError):
+    """`up` failed; what this run did has been rolled back (unless --no-rollback)."""
+
+    exit_code = ExitCode.ROLLED_BACK
+
+    def __init__(
+        self, cause: DeployError, step: str, rollback: RollbackReport | None, done: list[str]
+    ) -> None:
+        if rollback is None:
+            summary = f"kept {len(done)} change(s) (--no-rollback)"
+            hint = "run `nnote-deploy up` again to resume, or `nnote-deploy down` to remove"
+        elif rollback.failed:
+            summary = f"rolled back {len(rollback.undone)}, could not undo {len(rollback.failed)}"
+            hint = "see the list below; run `nnote-deploy down` to remove what is left"
+        else:
+            summary = f"rolled back {len(rollback.undone)} change(s) made by this run"
+            hint = cause.hint or "fix the cause and run `nnote-deploy up` again"
+        super().__init__(
+            f"up failed in step {step}: {cause.message}; {summary}",
+            hint,
+            request_id=cause.request_id,
+        )
+        self.cause, self.step, self.rollback, self.done = cause, step, rollback, done
+
+
+# -- running steps in dependency order --------------------------------------------------
+
+
+def run_graph(
+    steps: list[Step],
+    work: Callable[[Step, dict[str, Any]], Any],
+    run: Run,
+    events: Events,
+    reverse: bool = False,
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """Run `work` for each step once its dependencies are done; concurrently where possible.
+
+    `reverse` runs dependents first (for deletion). The first failure stops new steps and
+    tells running ones to stop (run.cancel); it is then raised as (step name, error).
+    """
+    names = {s.name for s in steps}
+    needs = {s.name: set(s.depends_on) & names for s in steps}
+    if reverse:
+        needs = {s.name: {t.name for t in steps if s.name in t.depends_on} for s in steps}
+    pending = {s.name: s for s in steps}
+    results: dict[str, Any] = {}
+    timings: dict[str, float] = {}
+    failure: tuple[str, BaseException] | None = None
+    with ThreadPoolExecutor(max_workers=max(1, len(steps))) as pool:
+        running: dict[Future[tuple[Any, float]], str] = {}
+        while pending or running:
+            if failure is None and not run.cancel.is_set():
+                for name in [n for n in pending if needs[n] <= results.keys()]:
+                    events.step_started(name)
+                    running[pool.submit(_timed, work, pending.pop(name), dict(results))] = name
+            if not running:
+                break
+            try:
+                finished, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
+            except KeyboardInterrupt:
+                run.cancel.set()
+                continue
+            for future in finished:
+                name = running.pop(future)
+                try:
+                    results[name], timings[name] = future.result()
+                    events.step_finished(name, timings[name])
+                except BaseException as error:
+                    message = error.message if isinstance(error, DeployError) else repr(error)
+                    events.step_failed(name, getattr(error, "seconds", 0.0), message)
+                    if failure is None and not isinstance(error, Interrupted):
+                        failure = (name, error)
+                    run.cancel.set()
+    if failure is not None:
+        raise StepFailed(*failure)
+    if run.cancel.is_set():
+        raise StepFailed("(interrupted)", Interrupted())
+    return results, timings
+
+
+class StepFailed(Exception):
+    def __init__(self, step: str, error: BaseException) -> None:
+        super().__init__(step)
+        self.step, self.error = step, error
+
+
+def _timed(
+    work: Callable[[Step, dict[str, Any]], Any], step: Step, inputs: dict[str, Any]
+) -> tuple[Any, float]:
+    started = time.monotonic()
+    try:
+        return work(step, inputs), time.monotonic() - started
+    except BaseException as error:
+        error.seconds = time.monotonic() - started  # type: ignore[attr-defined]
+        raise
+
+
+def _as_deploy_error(error: BaseException) -> DeployError:
+    if isinstance(error, DeployError):
+        return error
+    return DeployError(f"unexpected {type(error).__name__}: {error}", "run again with --verbose")
+
+
+# -- commands -----------------------------------------------------------------------------
+
+
+def observe_all(run: Run, steps: Iterable[Step]) -> dict[str, Observed]:
+    steps = list(steps)
+    with ThreadPoolExecutor(max_workers=len(steps)) as pool:
+        observed = pool.map(lambda s: (s.name, s.observe(run)), steps)
+        return dict(observed)
+
+
+def plan(run: Run, steps: list[Step] | None = None) -> list[Change]:
+    steps = steps or all_steps()
+    observed = observe_all(run, steps)
+    return [change for step in steps for change in step.plan(run, observed[step.name])]
+
+
+def up(
+    run: Run,
+    events: Events,
+    *,
+    rollback: bool = True,
+    lock_wait: float = 0,
+    steps: list[Step] | None = None,
+    changes: list[Change] | None = None,
+) -> UpResult:
+    """Converge. `changes` is a plan the caller already made (and showed); else one is made."""
+    steps = steps or all_steps()
+    started = time.monotonic()
+    changes = plan(run, steps) if changes is None else changes
+    if not changes:
+        return UpResult(changes=[], wall_seconds=time.monotonic() - started)
+    lock = Lock(run.aws, run.owner)
+    lock.acquire(lock_wait)
+    try:
+        outputs, timings = run_graph(
+            steps, lambda step, inputs: step.apply(run, inputs), run, events
+        )
+    except StepFailed as failed:
+        done = [entry.description for entry in run.journal.entries]
+        run.cancel.clear()  # the rollback itself must not be cancelled
+        report = run.journal.rollback(events.undoing) if rollback else None
+        raise UpFailed(_as_deploy_error(failed.error), failed.step, report, done) from failed.error
+    finally:
+        lock.release()
+    return UpResult(changes, outputs, timings, time.monotonic() - started)
+
+
+def status(run: Run, steps: list[Step] | None = None) -> list[Resource]:
+    steps = steps or all_steps()
+    observed = observe_all(run, steps)
+    return [resource for step in steps for resource in step.resources(observed[step.name])]
+
+
+@dataclass
+class DownResult:
+    deleted: list[Resource]
+    leftovers: list[Resource]
+    timings: dict[str, float]
+
+
+def down(
+    run: Run, events: Events, *, lock_wait: float = 0, steps: list[Step] | None = None
+) -> DownResult:
+    steps = steps or all_steps()
+    lock = Lock(run.aws, run.owner)
+    lock.acquire(lock_wait)
+    try:
+        observed = observe_all(run, steps)
+        existing = [r for step in steps for r in step.resources(observed[step.name])]
+        try:
+            _, timings = run_graph(
+                steps,
+                lambda step, _inputs: step.destroy(run, observed[step.name]),
+                run,
+                events,
+                reverse=True,
+            )
+        except StepFailed as failed:
+            raise _as_deploy_error(failed.error) from failed.error
+        leftovers = [r for r in inventory.leftovers(run.aws, run.owner) if r.component != "lock"]
+    finally:
+        lock.release()
+    return DownResult(existing, leftovers, timings)

@@ -1,0 +1,108 @@
+"""The small protocol every resource family follows, and the context a step runs in."""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from deployer.aws import Aws
+from deployer.config import DeployConfig
+from deployer.errors import Interrupted
+from deployer.inventory import Owner, Resource
+from deployer.journal import RunJournal
+
+
+class Progress(Protocol):
+    """Where steps report what they are doing; the CLI renders it (the library never prints)."""
+
+    def step_note(self, step: str, message: str) -> None: ...
+
+
+class SilentProgress:
+    def step_note(self, step: str, message: str) -> None:
+        pass
+
+
+@dataclass
+class Run:
+    """One command's context: AWS, settings, owner tags, journal, progress, cancellation."""
+
+    aws: Aws
+    config: DeployConfig
+    owner: Owner
+    journal: RunJournal = field(default_factory=RunJournal)
+    progress: Progress = field(default_factory=SilentProgress)
+    cancel: threading.Event = field(default_factory=threading.Event)
+    # Seconds between polls of slow resources (RDS, deletions); tests shorten it.
+    poll_seconds: float = 15.0
+    # How long `down` retries DependencyViolation and similar eventual-consistency errors.
+    dependency_budget_seconds: float = 600.0
+
+    def check_cancelled(self) -> None:
+        if self.cancel.is_set():
+            raise Interrupted()
+
+    def sleep(self, seconds: float | None = None) -> None:
+        """Wait between polls, waking at once on Ctrl-C."""
+        if self.cancel.wait(self.poll_seconds if seconds is None else seconds):
+            raise Interrupted()
+
+    def note(self, step: str, message: str) -> None:
+        self.progress.step_note(step, message)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One thing `up` would do; `plan` lists them."""
+
+    component: str
+    action: str  # create | update | delete
+    type: str
+    name: str
+    detail: str = ""
+
+
+Observed = dict[str, Any]
+Outputs = dict[str, Any]
+
+
+class Step(ABC):
+    name: str
+    depends_on: tuple[str, ...] = ()
+
+    @abstractmethod
+    def observe(self, run: Run) -> Observed:
+        """Describe what exists now. Read-only: no mutating call."""
+
+    @abstractmethod
+    def plan(self, run: Run, observed: Observed) -> list[Change]:
+        """What `apply` would change, from an observation. Makes no AWS call."""
+
+    @abstractmethod
+    def apply(self, run: Run, inputs: dict[str, Outputs]) -> Outputs:
+        """Create or converge; record every mutation in the journal. Idempotent."""
+
+    @abstractmethod
+    def destroy(self, run: Run, observed: Observed) -> None:
+        """Delete what `observe` found, in a safe order."""
+
+    @abstractmethod
+    def resources(self, observed: Observed) -> list[Resource]:
+        """The owned resources in an observation, for `status`."""
+
+
+def undo_ignoring(missing: tuple[str, ...], action: Callable[[], Any]) -> Callable[[], None]:
+    """An undo that treats "already gone" as done, so rollback can run twice safely."""
+    from deployer.errors import AwsError
+
+    def undo() -> None:
+        try:
+            action()
+        except AwsError as error:
+            if error.code not in missing:
+                raise
+
+    return undo

@@ -1,0 +1,292 @@
+"""database: a DB subnet group and an RDS MySQL instance that is not publicly accessible,
+encrypted, and whose master password RDS keeps in Secrets Manager (never in our hands).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from deployer.aws import AwsError, absent, call
+from deployer.errors import DeployError, NotOwnedError
+from deployer.inventory import Resource
+from deployer.steps.base import Change, Observed, Outputs, Run, Step, undo_ignoring
+
+COMPONENT = "database"
+INSTANCE_MISSING = ("DBInstanceNotFound", "DBInstanceNotFoundFault")
+GROUP_MISSING = ("DBSubnetGroupNotFoundFault", "DBSubnetGroupNotFound")
+WAIT_LIMIT_SECONDS = 3600
+
+
+def _rds(run: Run, operation: str, **params: Any) -> Any:
+    return call(run.aws, "rds", operation, **params)
+
+
+class DatabaseStep(Step):
+    name = COMPONENT
+    depends_on = ("network",)
+
+    def observe(self, run: Run) -> Observed:
+        name = run.config.prefix
+        groups = absent(
+            run.aws, "rds", "describe_db_subnet_groups", GROUP_MISSING, DBSubnetGroupName=name
+        )
+        group = (groups or {}).get("DBSubnetGroups", [None])[0]
+        if group is not None:
+            tags = _rds(run, "list_tags_for_resource", ResourceName=group["DBSubnetGroupArn"])[
+                "TagList"
+            ]
+            if not run.owner.owns(tags):
+                raise NotOwnedError(
+                    f"DB subnet group {name} exists but is not managed by nnote-deploy",
+                    "rename the app or env in deploy.toml, or remove that group",
+                )
+        instances = absent(
+            run.aws, "rds", "describe_db_instances", INSTANCE_MISSING, DBInstanceIdentifier=name
+        )
+        instance = (instances or {}).get("DBInstances", [None])[0]
+        if instance is not None and not run.owner.owns(instance.get("TagList")):
+            raise NotOwnedError(
+                f"DB instance {name} exists but is not managed by nnote-deploy",
+                "rename the app or env in deploy.toml; nnote-deploy never touches it",
+            )
+        return {"group": group, "instance": instance}
+
+    def resources(self, observed: Observed) -> list[Resource]:
+        found = []
+        if observed["group"]:
+            found.append(
+                Resource(
+                    COMPONENT,
+                    "rds:subgrp",
+                    observed["group"]["DBSubnetGroupName"],
+                    observed["group"].get("SubnetGroupStatus", "exists"),
+                )
+            )
+        if observed["instance"]:
+            found.append(
+                Resource(
+                    COMPONENT,
+                    "rds:db",
+                    observed["instance"]["DBInstanceIdentifier"],
+                    observed["instance"]["DBInstanceStatus"],
+                )
+            )
+        return found
+
+    def plan(self, run: Run, observed: Observed) -> list[Change]:
+        name = run.config.prefix
+        changes = []
+        if observed["group"] is None:
+            changes.append(Change(COMPONENT, "create", "rds:subgrp", name))
+        instance = observed["instance"]
+        if instance is None:
+            db = run.config.settings.db
+            changes.append(
+                Change(
+                    COMPONENT,
+                    "create",
+                    "rds:db",
+                    name,
+                    f"MySQL {db.engine_version} {db.instance_class}, private, encrypted",
+                )
+            )
+        else:
+            changes += [
+                Change(COMPONENT, "update", "rds:db", name, f"{key} {old} -> {new}")
+                for key, (old, new) in self._drift(run, instance).items()
+            ]
+        return changes
+
+    @staticmethod
+    def wanted(run: Run) -> dict[str, Any]:
+        db = run.config.settings.db
+        return {
+            "BackupRetentionPeriod": db.backup_retention_days,
+            "MultiAZ": db.multi_az,
+            "DeletionProtection": db.deletion_protection,
+            "DBInstanceClass": db.instance_class,
+            "PubliclyAccessible": False,
+        }
+
+    def _drift(self, run: Run, instance: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+        return {
+            key: (instance.get(key), value)
+            for key, value in self.wanted(run).items()
+            if instance.get(key) != value
+        }
+
+    def apply(self, run: Run, inputs: dict[str, Outputs]) -> Outputs:
+        network = inputs["network"]
+        observed = self.observe(run)
+        if observed["group"] is None:
+            self._create_group(run, network["subnet_ids"])
+        instance = observed["instance"]
+        if instance is None:
+            self._create_instance(run, network["security_groups"]["db"])
+        else:
+            self._converge(run, instance, network["security_groups"]["db"])
+        instance = self._wait_available(run)
+        return {
+            "host": instance["Endpoint"]["Address"],
+            "port": instance["Endpoint"]["Port"],
+            "name": run.config.settings.db.name,
+            "secret_arn": instance["MasterUserSecret"]["SecretArn"],
+        }
+
+    def _create_group(self, run: Run, subnet_ids: list[str]) -> None:
+        name = run.config.prefix
+        _rds(
+            run,
+            "create_db_subnet_group",
+            DBSubnetGroupName=name,
+            SubnetIds=subnet_ids,
+            DBSubnetGroupDescription=f"nnote {run.config.env} database subnets",
+            Tags=run.owner.tags(COMPONENT),
+        )
+        run.journal.record(
+            COMPONENT,
+            f"created DB subnet group {name}",
+            undo_ignoring(
+                GROUP_MISSING, lambda: _rds(run, "delete_db_subnet_group", DBSubnetGroupName=name)
+            ),
+        )
+
+    def _create_instance(self, run: Run, group_id: str) -> None:
+        db, name = run.config.settings.db, run.config.prefix
+        _rds(
+            run,
+            "create_db_instance",
+            DBInstanceIdentifier=name,
+            Engine="mysql",
+            EngineVersion=db.engine_version,
+            DBInstanceClass=db.instance_class,
+            AllocatedStorage=db.allocated_storage_gb,
+            DBName=db.name,
+            MasterUsername=db.username,
+            ManageMasterUserPassword=True,
+            VpcSecurityGroupIds=[group_id],
+            DBSubnetGroupName=name,
+            PubliclyAccessible=False,
+            StorageEncrypted=True,
+            MultiAZ=db.multi_az,
+            BackupRetentionPeriod=db.backup_retention_days,
+            DeletionProtection=db.deletion_protection,
+            CopyTagsToSnapshot=True,
+            Tags=run.owner.tags(COMPONENT),
+        )
+        run.journal.record(
+            COMPONENT,
+            f"created DB instance {name}",
+            lambda: self._delete_instance(run, final_snapshot=False, force=True),
+        )
+        run.note(COMPONENT, f"creating DB instance {name} (RDS takes several minutes)")
+
+    def _converge(self, run: Run, instance: dict[str, Any], group_id: str) -> None:
+        drift = self._drift(run, instance)
+        groups = [g["VpcSecurityGroupId"] for g in instance.get("VpcSecurityGroups", [])]
+        changes: dict[str, Any] = {key: new for key, (_old, new) in drift.items()}
+        if groups != [group_id]:
+            changes["VpcSecurityGroupIds"] = [group_id]
+        if not changes:
+            return
+        name = instance["DBInstanceIdentifier"]
+        _rds(run, "modify_db_instance", DBInstanceIdentifier=name, ApplyImmediately=True, **changes)
+        previous = {key: old for key, (old, _new) in drift.items()}
+        if "VpcSecurityGroupIds" in changes:
+            previous["VpcSecurityGroupIds"] = groups
+        run.journal.record(
+            COMPONENT,
+            f"changed DB instance {name}: {', '.join(changes)}",
+            lambda: _rds(
+                run,
+                "modify_db_instance",
+                DBInstanceIdentifier=name,
+                ApplyImmediately=True,
+                **previous,
+            ),
+        )
+
+    def _wait_available(self, run: Run) -> dict[str, Any]:
+        name, started = run.config.prefix, time.monotonic()
+        while True:
+            instance = _rds(run, "describe_db_instances", DBInstanceIdentifier=name)["DBInstances"][
+                0
+            ]
+            status = instance["DBInstanceStatus"]
+            if status == "available" and instance.get("Endpoint"):
+                return dict(instance)
+            if status in (
+                "failed",
+                "incompatible-parameters",
+                "incompatible-network",
+                "storage-full",
+            ):
+                raise DeployError(f"DB instance {name} is {status}", "see the RDS console events")
+            elapsed = time.monotonic() - started
+            if elapsed > WAIT_LIMIT_SECONDS:
+                raise DeployError(
+                    f"DB instance {name} not available after {elapsed:.0f}s",
+                    "run up again later; it resumes",
+                )
+            run.note(COMPONENT, f"DB instance {name}: {status} ({elapsed:.0f}s)")
+            run.sleep()
+
+    def destroy(self, run: Run, observed: Observed) -> None:
+        if observed["instance"]:
+            if observed["instance"].get("DeletionProtection"):
+                raise DeployError(
+                    f"DB instance {run.config.prefix} has deletion protection on",
+                    "set db.deletion_protection = false for this env, run up, then down",
+                )
+            self._delete_instance(run, final_snapshot=run.config.settings.db.final_snapshot)
+        if observed["group"] or observed["instance"]:
+            undo_ignoring(
+                GROUP_MISSING,
+                lambda: _rds(run, "delete_db_subnet_group", DBSubnetGroupName=run.config.prefix),
+            )()
+
+    def _delete_instance(self, run: Run, final_snapshot: bool, force: bool = False) -> None:
+        name = run.config.prefix
+        if force:  # rollback of an instance this run created: protection off first
+            undo_ignoring(
+                INSTANCE_MISSING,
+                lambda: _rds(
+                    run,
+                    "modify_db_instance",
+                    DBInstanceIdentifier=name,
+                    DeletionProtection=False,
+                    ApplyImmediately=True,
+                ),
+            )() if run.config.settings.db.deletion_protection else None
+        snapshot = (
+            {"FinalDBSnapshotIdentifier": f"{name}-final-{run.owner.run_id}"}
+            if final_snapshot
+            else {"SkipFinalSnapshot": True}
+        )
+        try:
+            _rds(
+                run,
+                "delete_db_instance",
+                DBInstanceIdentifier=name,
+                DeleteAutomatedBackups=not final_snapshot,
+                **snapshot,
+            )
+        except AwsError as error:
+            if error.code in INSTANCE_MISSING:
+                return
+            if error.code != "InvalidDBInstanceState":
+                raise
+        if final_snapshot:
+            run.note(COMPONENT, f"final snapshot {name}-final-{run.owner.run_id} is kept")
+        self._wait_deleted(run, name)
+
+    def _wait_deleted(self, run: Run, name: str) -> None:
+        started = time.monotonic()
+        while absent(
+            run.aws, "rds", "describe_db_instances", INSTANCE_MISSING, DBInstanceIdentifier=name
+        ):
+            if time.monotonic() - started > WAIT_LIMIT_SECONDS:
+                raise DeployError(f"DB instance {name} still deleting", "run down again later")
+            run.note(COMPONENT, f"deleting DB instance {name} ({time.monotonic() - started:.0f}s)")
+            run.sleep()

@@ -1,0 +1,625 @@
+"""network: VPC with DNS hostnames, internet gateway, two public subnets, a route table with
+the default route, and three security groups: load balancer (80/443 from anywhere), app
+(container port from the load balancer only) and database (3306 from the app only).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from deployer.aws import AwsError, call, retry_while
+from deployer.errors import DeployError
+from deployer.inventory import Resource
+from deployer.steps.base import Change, Observed, Outputs, Run, Step, undo_ignoring
+
+COMPONENT = "network"
+ANYWHERE = "0.0.0.0/0"
+GONE = (
+    "InvalidVpcID.NotFound",
+    "InvalidSubnetID.NotFound",
+    "InvalidGroup.NotFound",
+    "InvalidInternetGatewayID.NotFound",
+    "InvalidRouteTableID.NotFound",
+    "InvalidAssociationID.NotFound",
+    "Gateway.NotAttached",
+    "InvalidPermission.NotFound",
+    "InvalidRoute.NotFound",
+)
+IN_USE = ("DependencyViolation", "InvalidGroup.InUse", "ResourceInUse")
+ROLES = ("lb", "app", "db")
+
+Rule = tuple[str, int, int, str]  # protocol, from port, to port, "cidr:..." or "sg:ROLE"
+
+
+def _ec2(run: Run, operation: str, **params: Any) -> Any:
+    return call(run.aws, "ec2", operation, **params)
+
+
+class NetworkStep(Step):
+    name = COMPONENT
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def observe(self, run: Run) -> Observed:
+        filters = run.owner.ec2_filters(COMPONENT)
+        vpcs = _ec2(run, "describe_vpcs", Filters=filters)["Vpcs"]
+        if not vpcs:
+            return {"vpc": None}
+        vpc = vpcs[0]
+        in_vpc = [{"Name": "vpc-id", "Values": [vpc["VpcId"]]}, *filters]
+        dns = _ec2(
+            run, "describe_vpc_attribute", VpcId=vpc["VpcId"], Attribute="enableDnsHostnames"
+        )
+        return {
+            "vpc": vpc,
+            "dns_hostnames": dns["EnableDnsHostnames"]["Value"],
+            "igw": next(
+                iter(_ec2(run, "describe_internet_gateways", Filters=filters)["InternetGateways"]),
+                None,
+            ),
+            "subnets": _ec2(run, "describe_subnets", Filters=in_vpc)["Subnets"],
+            "route_table": next(
+                iter(_ec2(run, "describe_route_tables", Filters=in_vpc)["RouteTables"]), None
+            ),
+            "groups": {
+                g["GroupName"]: g
+                for g in _ec2(run, "describe_security_groups", Filters=in_vpc)["SecurityGroups"]
+            },
+        }
+
+    def resources(self, observed: Observed) -> list[Resource]:
+        if observed["vpc"] is None:
+            return []
+        found = [Resource(COMPONENT, "ec2:vpc", observed["vpc"]["VpcId"], observed["vpc"]["State"])]
+        if observed["igw"]:
+            attached = "attached" if observed["igw"].get("Attachments") else "detached"
+            found.append(
+                Resource(
+                    COMPONENT,
+                    "ec2:internet-gateway",
+                    observed["igw"]["InternetGatewayId"],
+                    attached,
+                )
+            )
+        found += [
+            Resource(COMPONENT, "ec2:subnet", s["SubnetId"], s["State"])
+            for s in observed["subnets"]
+        ]
+        if observed["route_table"]:
+            found.append(
+                Resource(
+                    COMPONENT, "ec2:route-table", observed["route_table"]["RouteTableId"], "exists"
+                )
+            )
+        found += [
+            Resource(COMPONENT, "ec2:security-group", g["GroupId"], "exists")
+            for g in observed["groups"].values()
+        ]
+        return found
+
+    # -- planning ---------------------------------------------------------------------------
+
+    def plan(self, run: Run, observed: Observed) -> list[Change]:
+        prefix, settings = run.config.prefix, run.config.settings.network
+        if observed["vpc"] is None:
+            return [
+                Change(COMPONENT, "create", "ec2:vpc", prefix, settings.vpc_cidr),
+                Change(COMPONENT, "create", "ec2:internet-gateway", prefix),
+                *[
+                    Change(COMPONENT, "create", "ec2:subnet", cidr)
+                    for cidr in settings.public_subnets
+                ],
+                Change(
+                    COMPONENT, "create", "ec2:route-table", prefix, "default route via the gateway"
+                ),
+                *[
+                    Change(COMPONENT, "create", "ec2:security-group", f"{prefix}-{role}")
+                    for role in ROLES
+                ],
+            ]
+        return self._drift(run, observed)
+
+    def _drift(self, run: Run, observed: Observed) -> list[Change]:
+        prefix, settings = run.config.prefix, run.config.settings.network
+        vpc_id = observed["vpc"]["VpcId"]
+        changes = []
+        if not observed["dns_hostnames"]:
+            changes.append(Change(COMPONENT, "update", "ec2:vpc", vpc_id, "enable DNS hostnames"))
+        igw = observed["igw"]
+        if igw is None:
+            changes.append(Change(COMPONENT, "create", "ec2:internet-gateway", prefix))
+        elif not _attached(igw, vpc_id):
+            changes.append(
+                Change(
+                    COMPONENT, "update", "ec2:internet-gateway", igw["InternetGatewayId"], "attach"
+                )
+            )
+        have = {s["CidrBlock"]: s for s in observed["subnets"]}
+        changes += [
+            Change(COMPONENT, "create", "ec2:subnet", c)
+            for c in settings.public_subnets
+            if c not in have
+        ]
+        changes += self._route_drift(
+            observed, [have[c]["SubnetId"] for c in settings.public_subnets if c in have]
+        )
+        changes += self._group_drift(run, observed)
+        return changes
+
+    def _route_drift(self, observed: Observed, subnet_ids: list[str]) -> list[Change]:
+        table = observed["route_table"]
+        if table is None:
+            return [
+                Change(
+                    COMPONENT,
+                    "create",
+                    "ec2:route-table",
+                    "public",
+                    "default route via the gateway",
+                )
+            ]
+        changes = []
+        igw_id = observed["igw"]["InternetGatewayId"] if observed["igw"] else None
+        if _default_route_target(table) != igw_id or igw_id is None:
+            changes.append(
+                Change(
+                    COMPONENT,
+                    "update",
+                    "ec2:route-table",
+                    table["RouteTableId"],
+                    "restore default route 0.0.0.0/0 via the internet gateway",
+                )
+            )
+        associated = {a.get("SubnetId") for a in table.get("Associations", [])}
+        changes += [
+            Change(
+                COMPONENT, "update", "ec2:route-table", table["RouteTableId"], f"associate {sid}"
+            )
+            for sid in subnet_ids
+            if sid not in associated
+        ]
+        return changes
+
+    def _group_drift(self, run: Run, observed: Observed) -> list[Change]:
+        changes = []
+        groups = observed["groups"]
+        ids = {
+            role: groups[f"{run.config.prefix}-{role}"]["GroupId"]
+            for role in ROLES
+            if f"{run.config.prefix}-{role}" in groups
+        }
+        for role in ROLES:
+            name = f"{run.config.prefix}-{role}"
+            if name not in groups:
+                changes.append(Change(COMPONENT, "create", "ec2:security-group", name))
+                continue
+            missing, extra = _rule_diff(self.wanted_rules(run, role), groups[name], ids)
+            changes += [
+                Change(COMPONENT, "update", "ec2:security-group", name, f"allow {_show(r)}")
+                for r in missing
+            ]
+            changes += [
+                Change(COMPONENT, "update", "ec2:security-group", name, f"revoke {_show(r)}")
+                for r in extra
+            ]
+        return changes
+
+    @staticmethod
+    def wanted_rules(run: Run, role: str) -> set[Rule]:
+        port = run.config.settings.service.container_port
+        return {
+            "lb": {("tcp", 80, 80, f"cidr:{ANYWHERE}"), ("tcp", 443, 443, f"cidr:{ANYWHERE}")},
+            "app": {("tcp", port, port, "sg:lb")},
+            "db": {("tcp", 3306, 3306, "sg:app")},
+        }[role]
+
+    # -- converging -------------------------------------------------------------------------
+
+    def apply(self, run: Run, inputs: dict[str, Outputs]) -> Outputs:
+        observed = self.observe(run)
+        vpc_id = self._ensure_vpc(run, observed)
+        igw_id = self._ensure_gateway(run, observed, vpc_id)
+        subnet_ids = self._ensure_subnets(run, observed, vpc_id)
+        self._ensure_routes(run, observed, vpc_id, igw_id, subnet_ids)
+        group_ids = self._ensure_groups(run, observed, vpc_id)
+        return {"vpc_id": vpc_id, "subnet_ids": subnet_ids, "security_groups": group_ids}
+
+    def _ensure_vpc(self, run: Run, observed: Observed) -> str:
+        if observed["vpc"] is not None:
+            vpc_id: str = observed["vpc"]["VpcId"]
+        else:
+            vpc = _ec2(
+                run,
+                "create_vpc",
+                CidrBlock=run.config.settings.network.vpc_cidr,
+                TagSpecifications=run.owner.tag_specifications("vpc", COMPONENT, run.config.prefix),
+            )["Vpc"]
+            vpc_id = vpc["VpcId"]
+            run.journal.record(
+                COMPONENT,
+                f"created vpc {vpc_id}",
+                undo_ignoring(
+                    GONE, lambda: self._delete_with_retry(run, "delete_vpc", VpcId=vpc_id)
+                ),
+            )
+            run.note(COMPONENT, f"created VPC {vpc_id}")
+        if not observed.get("dns_hostnames"):
+            _ec2(run, "modify_vpc_attribute", VpcId=vpc_id, EnableDnsHostnames={"Value": True})
+            if observed["vpc"] is not None:
+                run.journal.record(
+                    COMPONENT,
+                    f"enabled DNS hostnames on {vpc_id}",
+                    lambda: _ec2(
+                        run,
+                        "modify_vpc_attribute",
+                        VpcId=vpc_id,
+                        EnableDnsHostnames={"Value": False},
+                    ),
+                )
+        return vpc_id
+
+    def _ensure_gateway(self, run: Run, observed: Observed, vpc_id: str) -> str:
+        igw = observed.get("igw")
+        if igw is None:
+            igw = _ec2(
+                run,
+                "create_internet_gateway",
+                TagSpecifications=run.owner.tag_specifications(
+                    "internet-gateway", COMPONENT, run.config.prefix
+                ),
+            )["InternetGateway"]
+            igw_id = igw["InternetGatewayId"]
+            run.journal.record(
+                COMPONENT,
+                f"created internet gateway {igw_id}",
+                undo_ignoring(
+                    GONE, lambda: _ec2(run, "delete_internet_gateway", InternetGatewayId=igw_id)
+                ),
+            )
+        igw_id = igw["InternetGatewayId"]
+        if not _attached(igw, vpc_id):
+            _ec2(run, "attach_internet_gateway", InternetGatewayId=igw_id, VpcId=vpc_id)
+            run.journal.record(
+                COMPONENT,
+                f"attached {igw_id} to {vpc_id}",
+                undo_ignoring(
+                    GONE,
+                    lambda: _ec2(
+                        run, "detach_internet_gateway", InternetGatewayId=igw_id, VpcId=vpc_id
+                    ),
+                ),
+            )
+        return str(igw_id)
+
+    def _ensure_subnets(self, run: Run, observed: Observed, vpc_id: str) -> list[str]:
+        settings = run.config.settings.network
+        have = {s["CidrBlock"]: s["SubnetId"] for s in observed.get("subnets", [])}
+        missing = [c for c in settings.public_subnets if c not in have]
+        zones = list(settings.availability_zones or ()) or (self._zones(run) if missing else [])
+        for index, cidr in enumerate(settings.public_subnets):
+            if cidr in have:
+                continue
+            subnet = _ec2(
+                run,
+                "create_subnet",
+                VpcId=vpc_id,
+                CidrBlock=cidr,
+                AvailabilityZone=zones[index],
+                TagSpecifications=run.owner.tag_specifications(
+                    "subnet", COMPONENT, f"{run.config.prefix}-public-{index + 1}"
+                ),
+            )["Subnet"]
+            subnet_id = subnet["SubnetId"]
+            have[cidr] = subnet_id
+            run.journal.record(
+                COMPONENT,
+                f"created subnet {subnet_id}",
+                undo_ignoring(
+                    GONE,
+                    partial(self._delete_with_retry, run, "delete_subnet", SubnetId=subnet_id),
+                ),
+            )
+            _ec2(
+                run,
+                "modify_subnet_attribute",
+                SubnetId=subnet_id,
+                MapPublicIpOnLaunch={"Value": True},
+            )
+        return [have[c] for c in settings.public_subnets]
+
+    @staticmethod
+    def _zones(run: Run) -> list[str]:
+        zones = _ec2(
+            run,
+            "describe_availability_zones",
+            Filters=[
+                {"Name": "state", "Values": ["available"]},
+                {"Name": "zone-type", "Values": ["availability-zone"]},
+            ],
+        )
+        names = sorted(z["ZoneName"] for z in zones["AvailabilityZones"])
+        if len(names) < 2:
+            raise DeployError(
+                f"{run.config.region} has fewer than two available zones",
+                "set network.availability_zones in deploy.toml",
+            )
+        return names[:2]
+
+    def _ensure_routes(
+        self, run: Run, observed: Observed, vpc_id: str, igw_id: str, subnet_ids: list[str]
+    ) -> None:
+        table = observed.get("route_table")
+        if table is None:
+            table = _ec2(
+                run,
+                "create_route_table",
+                VpcId=vpc_id,
+                TagSpecifications=run.owner.tag_specifications(
+                    "route-table", COMPONENT, f"{run.config.prefix}-public"
+                ),
+            )["RouteTable"]
+            table_id = table["RouteTableId"]
+            run.journal.record(
+                COMPONENT,
+                f"created route table {table_id}",
+                undo_ignoring(GONE, lambda: _ec2(run, "delete_route_table", RouteTableId=table_id)),
+            )
+        table_id = table["RouteTableId"]
+        target = _default_route_target(table)
+        if target != igw_id:
+            operation = "replace_route" if target else "create_route"
+            _ec2(
+                run,
+                operation,
+                RouteTableId=table_id,
+                DestinationCidrBlock=ANYWHERE,
+                GatewayId=igw_id,
+            )
+            run.journal.record(
+                COMPONENT,
+                f"set default route of {table_id}",
+                undo_ignoring(
+                    GONE,
+                    lambda: _ec2(
+                        run, "delete_route", RouteTableId=table_id, DestinationCidrBlock=ANYWHERE
+                    ),
+                ),
+            )
+        associated = {a.get("SubnetId") for a in table.get("Associations", [])}
+        for subnet_id in subnet_ids:
+            if subnet_id in associated:
+                continue
+            association = _ec2(
+                run, "associate_route_table", RouteTableId=table_id, SubnetId=subnet_id
+            )
+            association_id = association["AssociationId"]
+            run.journal.record(
+                COMPONENT,
+                f"associated {subnet_id} with {table_id}",
+                undo_ignoring(
+                    GONE,
+                    partial(_ec2, run, "disassociate_route_table", AssociationId=association_id),
+                ),
+            )
+
+    def _ensure_groups(self, run: Run, observed: Observed, vpc_id: str) -> dict[str, str]:
+        groups = dict(observed.get("groups", {}))
+        ids: dict[str, str] = {}
+        for role in ROLES:
+            name = f"{run.config.prefix}-{role}"
+            if name not in groups:
+                created = _ec2(
+                    run,
+                    "create_security_group",
+                    GroupName=name,
+                    VpcId=vpc_id,
+                    Description=f"nnote {run.config.env} {role}",
+                    TagSpecifications=run.owner.tag_specifications(
+                        "security-group", COMPONENT, name
+                    ),
+                )
+                group_id = created["GroupId"]
+                run.journal.record(
+                    COMPONENT,
+                    f"created security group {name} {group_id}",
+                    undo_ignoring(
+                        GONE,
+                        partial(
+                            self._delete_with_retry, run, "delete_security_group", GroupId=group_id
+                        ),
+                    ),
+                )
+                groups[name] = {"GroupId": group_id, "IpPermissions": []}
+            ids[role] = groups[name]["GroupId"]
+        for role in ROLES:
+            self._converge_rules(run, role, groups[f"{run.config.prefix}-{role}"], ids)
+        return ids
+
+    def _converge_rules(
+        self, run: Run, role: str, group: dict[str, Any], ids: dict[str, str]
+    ) -> None:
+        group_id = group["GroupId"]
+        missing, extra = _rule_diff(self.wanted_rules(run, role), group, ids)
+        if missing:
+            permissions = [_permission(rule, ids) for rule in sorted(missing)]
+            _ec2(
+                run, "authorize_security_group_ingress", GroupId=group_id, IpPermissions=permissions
+            )
+            run.journal.record(
+                COMPONENT,
+                f"allowed {len(missing)} rule(s) on {group_id}",
+                undo_ignoring(
+                    GONE,
+                    lambda: _ec2(
+                        run,
+                        "revoke_security_group_ingress",
+                        GroupId=group_id,
+                        IpPermissions=permissions,
+                    ),
+                ),
+            )
+        if extra:
+            permissions = [_permission(rule, ids) for rule in sorted(extra)]
+            _ec2(run, "revoke_security_group_ingress", GroupId=group_id, IpPermissions=permissions)
+            run.journal.record(
+                COMPONENT,
+                f"revoked {len(extra)} unexpected rule(s) on {group_id}",
+                lambda: _ec2(
+                    run,
+                    "authorize_security_group_ingress",
+                    GroupId=group_id,
+                    IpPermissions=permissions,
+                ),
+            )
+
+    # -- deleting ---------------------------------------------------------------------------
+
+    def destroy(self, run: Run, observed: Observed) -> None:
+        if observed["vpc"] is None:
+            return
+        vpc_id = observed["vpc"]["VpcId"]
+        groups = observed["groups"]
+        for role in reversed(ROLES):  # db refers to app, app to lb: delete the referrers first
+            group = groups.get(f"{run.config.prefix}-{role}")
+            if group:
+                self._delete_with_retry(run, "delete_security_group", GroupId=group["GroupId"])
+        table = observed["route_table"]
+        if table:
+            for association in table.get("Associations", []):
+                if not association.get("Main"):
+                    ignore_gone(
+                        lambda a=association: _ec2(
+                            run,
+                            "disassociate_route_table",
+                            AssociationId=a["RouteTableAssociationId"],
+                        )
+                    )
+            self._delete_with_retry(run, "delete_route_table", RouteTableId=table["RouteTableId"])
+        for subnet in observed["subnets"]:
+            self._delete_with_retry(run, "delete_subnet", SubnetId=subnet["SubnetId"])
+        igw = observed["igw"]
+        if igw:
+            for attachment in igw.get("Attachments", []):
+                ignore_gone(
+                    lambda a=attachment: _ec2(
+                        run,
+                        "detach_internet_gateway",
+                        InternetGatewayId=igw["InternetGatewayId"],
+                        VpcId=a["VpcId"],
+                    )
+                )
+            self._delete_with_retry(
+                run, "delete_internet_gateway", InternetGatewayId=igw["InternetGatewayId"]
+            )
+        self._delete_with_retry(run, "delete_vpc", VpcId=vpc_id)
+
+    def _delete_with_retry(self, run: Run, operation: str, **params: Any) -> None:
+        """Delete, retrying while AWS says something still uses it (lingering ENIs)."""
+        ident = next(iter(params.values()))
+
+        def report(code: str, left: float) -> None:
+            run.note(COMPONENT, f"{ident} still in use ({code}); retrying for {left:.0f}s more")
+
+        try:
+            retry_while(
+                IN_USE,
+                run.dependency_budget_seconds,
+                lambda: ignore_gone(lambda: _ec2(run, operation, **params)),
+                report,
+                delay=min(5.0, run.poll_seconds),
+            )
+        except AwsError as error:
+            if error.code in IN_USE:
+                raise DeployError(
+                    f"{ident} is still in use after {run.dependency_budget_seconds:.0f}s",
+                    f"blocking network interfaces: {self._blockers(run, params)}; "
+                    "delete them or wait, then run down again",
+                ) from error
+            raise
+
+    @staticmethod
+    def _blockers(run: Run, params: dict[str, Any]) -> str:
+        key = {"GroupId": "group-id", "SubnetId": "subnet-id", "VpcId": "vpc-id"}.get(
+            next(iter(params))
+        )
+        if key is None:
+            return "none found"
+        enis = _ec2(
+            run,
+            "describe_network_interfaces",
+            Filters=[{"Name": key, "Values": [next(iter(params.values()))]}],
+        )["NetworkInterfaces"]
+        return (
+            ", ".join(
+                f"{e['NetworkInterfaceId']} ({e.get('Description') or e.get('InterfaceType', '?')})"
+                for e in enis
+            )
+            or "none found"
+        )
+
+
+def ignore_gone(action: Any) -> Any:
+    try:
+        return action()
+    except AwsError as error:
+        if error.code not in GONE:
+            raise
+        return None
+
+
+def _attached(igw: dict[str, Any], vpc_id: str) -> bool:
+    return any(
+        a.get("VpcId") == vpc_id and a.get("State", "available") in ("available", "attached")
+        for a in igw.get("Attachments", [])
+    )
+
+
+def _default_route_target(table: dict[str, Any]) -> str | None:
+    for route in table.get("Routes", []):
+        if (
+            route.get("DestinationCidrBlock") == ANYWHERE
+            and route.get("State", "active") == "active"
+        ):
+            return route.get("GatewayId")
+    return None
+
+
+def _actual_rules(group: dict[str, Any], ids: dict[str, str]) -> set[Rule]:
+    roles = {group_id: role for role, group_id in ids.items()}
+    rules: set[Rule] = set()
+    for perm in group.get("IpPermissions", []):
+        key = (perm.get("IpProtocol", "-1"), perm.get("FromPort", -1), perm.get("ToPort", -1))
+        rules |= {(*key, f"cidr:{r['CidrIp']}") for r in perm.get("IpRanges", [])}
+        rules |= {(*key, f"cidr6:{r['CidrIpv6']}") for r in perm.get("Ipv6Ranges", [])}
+        rules |= {
+            (*key, f"sg:{roles.get(p['GroupId'], p['GroupId'])}")
+            for p in perm.get("UserIdGroupPairs", [])
+        }
+    return rules
+
+
+def _rule_diff(
+    wanted: set[Rule], group: dict[str, Any], ids: dict[str, str]
+) -> tuple[set[Rule], set[Rule]]:
+    actual = _actual_rules(group, ids)
+    return wanted - actual, actual - wanted
+
+
+def _permission(rule: Rule, ids: dict[str, str]) -> dict[str, Any]:
+    protocol, low, high, source = rule
+    permission: dict[str, Any] = {"IpProtocol": protocol, "FromPort": low, "ToPort": high}
+    kind, _, value = source.partition(":")
+    if kind == "cidr":
+        permission["IpRanges"] = [{"CidrIp": value}]
+    elif kind == "cidr6":
+        permission["Ipv6Ranges"] = [{"CidrIpv6": value}]
+    else:
+        permission["UserIdGroupPairs"] = [{"GroupId": ids.get(value, value)}]
+    return permission
+
+
+def _show(rule: Rule) -> str:
+    protocol, low, high, source = rule
+    ports = str(low) if low == high else f"{low}-{high}"
+    return f"{protocol}/{ports} from {source.split(':', 1)[1]}"
