@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -23,6 +23,8 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Plain help text: rich help formatting imports markdown-it and doubles start-up time.
+    rich_markup_mode=None,
     help="Ship nnote to AWS ECS Fargate with boto3 alone: up, plan, status, down.",
 )
 
@@ -43,6 +45,8 @@ def reported(renderer: Renderer, verbose: bool, detailed: bool = False) -> Itera
 
     try:
         yield
+    except typer.Exit:
+        raise
     except DeployError as error:
         if verbose:
             renderer.console.print(traceback.format_exc(), markup=False)
@@ -130,7 +134,8 @@ def up(
         run = _start(config, env, region, profile, renderer)
         changes = pipeline.plan(run)
         renderer.changes(changes)
-        if changes and not yes and sys.stdin.isatty() and not typer.confirm("Apply these changes?"):
+        if changes and not yes and not _confirmed(lambda: typer.confirm("Apply these changes?")):
+            renderer.error("not confirmed; nothing was changed", "answer y, or pass --yes (CI)")
             raise typer.Exit(1)
         try:
             with renderer.progress():
@@ -142,6 +147,16 @@ def up(
         if result.changes:
             _timing_report(renderer, result.timings, result.wall_seconds)
         renderer.line("up: done", "bold green")
+
+
+def _confirmed(ask: Callable[[], bool]) -> bool:
+    """Ask on a terminal; with no terminal to ask on (CI), the answer is no."""
+    if not sys.stdin.isatty():
+        return False
+    try:
+        return ask()
+    except (typer.Abort, EOFError):
+        return False
 
 
 def _timing_report(renderer: Renderer, timings: dict[str, float], wall: float) -> None:
@@ -227,15 +242,12 @@ def down(
     renderer = _renderer()
     with reported(renderer, verbose):
         run = _start(config, env, region, profile, renderer)
-        if not yes:
-            typed = typer.prompt(
-                f"Type the environment name ({run.config.env}) to delete it", default=""
+        question = f"Type the environment name ({run.config.env}) to delete it"
+        if not yes and not _confirmed(lambda: typer.prompt(question, default="") == run.config.env):
+            renderer.error(
+                "not confirmed; nothing was deleted", "type the name exactly, or pass --yes"
             )
-            if typed != run.config.env:
-                renderer.error(
-                    "not confirmed; nothing was deleted", "type the name exactly, or pass --yes"
-                )
-                raise typer.Exit(1)
+            raise typer.Exit(1)
         with renderer.progress():
             result = pipeline.down(run, renderer, lock_wait=lock_wait)
         renderer.resources(result.deleted, "deleted")

@@ -103,33 +103,56 @@ def run_graph(
     with ThreadPoolExecutor(max_workers=max(1, len(steps))) as pool:
         running: dict[Future[tuple[Any, float]], str] = {}
         while pending or running:
-            if failure is None and not run.cancel.is_set():
-                for name in [n for n in pending if needs[n] <= results.keys()]:
-                    events.step_started(name)
-                    running[pool.submit(_timed, work, pending.pop(name), dict(results))] = name
-            if not running:
-                break
             try:
-                finished, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
+                failure = _advance(
+                    pending, running, needs, results, timings, failure, pool, work, run, events
+                )
             except KeyboardInterrupt:
+                # Ctrl-C: start nothing new, let running steps stop at their next wait,
+                # then the caller rolls back.
                 run.cancel.set()
-                continue
-            for future in finished:
-                name = running.pop(future)
-                try:
-                    results[name], timings[name] = future.result()
-                    events.step_finished(name, timings[name])
-                except BaseException as error:
-                    message = error.message if isinstance(error, DeployError) else repr(error)
-                    events.step_failed(name, getattr(error, "seconds", 0.0), message)
-                    if failure is None and not isinstance(error, Interrupted):
-                        failure = (name, error)
-                    run.cancel.set()
     if failure is not None:
         raise StepFailed(*failure)
     if run.cancel.is_set():
         raise StepFailed("(interrupted)", Interrupted())
     return results, timings
+
+
+def _advance(
+    pending: dict[str, Step],
+    running: dict[Future[tuple[Any, float]], str],
+    needs: dict[str, set[str]],
+    results: dict[str, Any],
+    timings: dict[str, float],
+    failure: tuple[str, BaseException] | None,
+    pool: ThreadPoolExecutor,
+    work: Callable[[Step, dict[str, Any]], Any],
+    run: Run,
+    events: Events,
+) -> tuple[str, BaseException] | None:
+    """Start what is ready, collect what finished; return the first failure so far."""
+    if failure is None and not run.cancel.is_set():
+        for name in [n for n in pending if needs[n] <= results.keys()]:
+            events.step_started(name)
+            running[pool.submit(_timed, work, pending.pop(name), dict(results))] = name
+    if not running:
+        if pending and failure is None and not run.cancel.is_set():
+            raise DeployError(f"steps {sorted(pending)} wait on each other", "a bug: report it")
+        pending.clear()
+        return failure
+    finished, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
+    for future in finished:
+        name = running.pop(future)
+        try:
+            results[name], timings[name] = future.result()
+            events.step_finished(name, timings[name])
+        except BaseException as error:
+            message = error.message if isinstance(error, DeployError) else repr(error)
+            events.step_failed(name, getattr(error, "seconds", 0.0), message)
+            if failure is None and not isinstance(error, Interrupted):
+                failure = (name, error)
+            run.cancel.set()
+    return failure
 
 
 class StepFailed(Exception):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, session, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, session, url_for
 from flask_login import current_user, login_required, logout_user
 from sqlalchemy import delete
 from werkzeug.wrappers import Response
@@ -29,6 +29,13 @@ def _render(
     )
 
 
+def _account() -> User:
+    user = db.session.get(User, current_user.id)
+    if user is None:  # deleted between the session check and now
+        abort(404)
+    return user
+
+
 @bp.get("/")
 @login_required
 def index() -> str:
@@ -39,7 +46,7 @@ def index() -> str:
 @login_required
 def change_password() -> str | Response:
     form = ChangePasswordForm()
-    user: User = current_user._get_current_object()
+    user = _account()
     if form.validate_on_submit():
         if password_matches(user, form.current.data or ""):
             user.password_hash = hash_password(form.password.data or "")
@@ -57,7 +64,7 @@ def change_password() -> str | Response:
 @login_required
 def delete_account() -> str | Response:
     form = DeleteAccountForm()
-    user: User = current_user._get_current_object()
+    user = _account()
     if form.validate_on_submit():
         if password_matches(user, form.account_password.data or ""):
             db.session.execute(delete(Note).where(Note.user_id == user.id))

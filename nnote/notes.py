@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, select
 from werkzeug.wrappers import Response
 
 from nnote.forms import ConfirmForm, NoteForm
@@ -31,7 +32,7 @@ class NoteRow(Protocol):
 class NotePage:
     """One page of notes and the cursors of its neighbours (None where there is none)."""
 
-    notes: list[NoteRow]
+    notes: Sequence[NoteRow]
     newer_than: int | None
     older_than: int | None
 
@@ -43,21 +44,30 @@ def _id_arg(name: str) -> int | None:
     return int(value)
 
 
+# Plain rows, not ORM objects, and built once: the first page is the hottest query.
+NOTE_ROWS = select(Note.id, Note.body, Note.created_at).where(Note.user_id == bindparam("user_id"))
+FIRST_PAGE = NOTE_ROWS.order_by(Note.id.desc()).limit(bindparam("limit"))
+
+
 def _user_notes(search: str) -> Select[int, str, datetime]:
-    # Plain rows, not ORM objects: a third of the cost of the page when it was ORM-loaded.
-    query = select(Note.id, Note.body, Note.created_at).where(Note.user_id == current_user.id)
     if search:
-        query = query.where(Note.body.contains(search, autoescape=True))
-    return query
+        return NOTE_ROWS.where(Note.body.contains(search, autoescape=True))
+    return NOTE_ROWS
 
 
 def note_page(search: str, before: int | None, after: int | None) -> NotePage:
     """Keyset pagination: the cost of a page does not grow with the number of notes."""
     size = current_app.config["NOTES_PER_PAGE"]
+    params = {"user_id": current_user.id, "limit": size + 1}
+    if not search and before is None and after is None:
+        rows = list(db.session.execute(FIRST_PAGE, params))
+        return NotePage(rows[:size], None, rows[size - 1].id if len(rows) > size else None)
     query = _user_notes(search)
     if after is not None:
         rows = list(
-            db.session.execute(query.where(Note.id > after).order_by(Note.id).limit(size + 1))
+            db.session.execute(
+                query.where(Note.id > after).order_by(Note.id).limit(size + 1), params
+            )
         )
         more_newer = len(rows) > size
         notes: list[Any] = rows[:size][::-1]
@@ -66,7 +76,7 @@ def note_page(search: str, before: int | None, after: int | None) -> NotePage:
         )
     if before is not None:
         query = query.where(Note.id < before)
-    rows = list(db.session.execute(query.order_by(Note.id.desc()).limit(size + 1)))
+    rows = list(db.session.execute(query.order_by(Note.id.desc()).limit(size + 1), params))
     notes = list(rows[:size])
     newer = notes[0].id if before is not None and notes else None
     return NotePage(notes, newer, notes[-1].id if len(rows) > size else None)
@@ -91,7 +101,8 @@ def _note_form() -> NoteForm:
 def index() -> str:
     search = request.args.get("q", "").strip()[:SEARCH_MAX]
     page = note_page(search, _id_arg("before"), _id_arg("after"))
-    return render_template("notes/index.html", page=page, search=search, form=NoteForm())
+    # No form object on a plain GET: the template writes the empty form out itself.
+    return render_template("notes/index.html", page=page, search=search, form=None)
 
 
 @bp.post("/notes")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hmac
+from dataclasses import dataclass
 
 from flask import Flask, Response
-from flask_login import LoginManager
+from flask_login import LoginManager, UserMixin
 from flask_wtf.csrf import CSRFProtect
+from sqlalchemy import bindparam, select
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from nnote.models import User, db
@@ -34,16 +36,38 @@ def init_app(app: Flask) -> None:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
 
+@dataclass(frozen=True)
+class SessionUser(UserMixin):
+    """Who is logged in: a plain snapshot, loaded on every request without the ORM.
+
+    Views that change the account load the `User` model themselves.
+    """
+
+    id: int
+    email: str
+    first_name: str
+    session_token: str
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.session_token}"
+
+
+# Built once: this query runs on every logged-in request.
+SESSION_USER = select(User.id, User.email, User.first_name, User.session_token).where(
+    User.id == bindparam("user_id")
+)
+
+
 @login_manager.user_loader
-def load_user(login_id: str) -> User | None:
+def load_user(login_id: str) -> SessionUser | None:
     """Find the user of a session; a stale session token (password changed) finds nobody."""
     user_id, _, token = login_id.partition(":")
     if not user_id.isdigit() or len(user_id) > 18:
         return None
-    user = db.session.get(User, int(user_id))
-    if user is None or not hmac.compare_digest(user.session_token, token):
+    row = db.session.execute(SESSION_USER, {"user_id": int(user_id)}).first()
+    if row is None or not hmac.compare_digest(row.session_token, token):
         return None
-    return user
+    return SessionUser(*row)
 
 
 def _add_security_headers(response: Response) -> Response:

@@ -1,0 +1,90 @@
+"""nnote-deploy budgets: API calls of a no-change `up` and of `status`, and `--help` start-up.
+
+    uv run python bench/deploy_budget.py [--runs 7]
+
+Runs the installed CLI against a moto server on 127.0.0.1. Call counts come from the CLI's
+own botocore hook ("AWS API calls: N (M mutating)"). Start-up is the median wall time of
+`nnote-deploy --help` over --runs runs, beside `python -c pass` measured in the same run.
+Targets: no-change up <= 25 calls and 0 mutating; status <= 25 calls; --help < 0.3 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = str(Path(sys.executable).parent / "nnote-deploy")
+
+
+def wall(command: list[str], runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def calls(args: list[str], env: dict[str, str]) -> tuple[int, int]:
+    done = subprocess.run(
+        [CLI, *args, "--config", str(ROOT / "deploy.toml")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    match = re.search(r"AWS API calls: (\d+) \((\d+) mutating\)", done.stdout + done.stderr)
+    assert match, done.stdout + done.stderr
+    return int(match.group(1)), int(match.group(2))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the emulator's request log
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {
+        **os.environ,
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+        "AWS_ACCESS_KEY_ID": "b",
+        "AWS_SECRET_ACCESS_KEY": "b",
+        "NNOTE_DEPLOY_POLL_SECONDS": "0.05",
+    }
+    try:
+        fresh = calls(["up", "--yes"], env)
+        converged = calls(["up", "--yes"], env)
+        status = calls(["status"], env)
+        plan = calls(["plan"], env)
+        calls(["down", "--yes"], env)
+    finally:
+        server.stop()
+    help_time = wall([CLI, "--help"], args.runs)
+    python_time = wall([sys.executable, "-c", "pass"], args.runs)
+    print(f"up from nothing:  {fresh[0]} calls ({fresh[1]} mutating)")
+    print(f"up, no changes:   {converged[0]} calls ({converged[1]} mutating)  (target <= 25, none)")
+    print(f"status:           {status[0]} calls ({status[1]} mutating)  target <= 25")
+    print(f"plan:             {plan[0]} calls ({plan[1]} mutating)")
+    print(
+        f"--help: median {help_time * 1000:.0f} ms over {args.runs} runs (target < 300 ms); "
+        f"bare python {python_time * 1000:.0f} ms; ratio {help_time / python_time:.1f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""A moto server on 127.0.0.1 for the whole run (reset per test) and a runner for the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import pytest
+import requests
+
+from deployer.aws import Aws, EventHooks
+from deployer.config import load
+from deployer.inventory import Owner
+from deployer.steps.base import Run
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI = Path(sys.executable).parent / "nnote-deploy"
+REGION = "eu-west-1"
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Fresh emulated AWS for each test; credentials and endpoint in this process's env too."""
+    requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10)
+    env = {
+        "AWS_ENDPOINT_URL": moto_endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        "NNOTE_DEPLOY_POLL_SECONDS": "0.05",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("GITHUB_RUN_ID", raising=False)
+    return env
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def text(self) -> str:
+        return self.out + self.err
+
+
+@pytest.fixture
+def cli(aws_env: dict[str, str]):  # type: ignore[no-untyped-def]
+    """Run the installed nnote-deploy as a user would, with a fixed terminal width."""
+
+    def run(*args: str, env: dict[str, str] | None = None, config: Path | None = None) -> CliResult:
+        full_env = {**os.environ, **aws_env, "COLUMNS": "120", **(env or {})}
+        command = [str(CLI), *args]
+        if args and args[0] in ("up", "plan", "status", "down", "unlock"):
+            command += ["--config", str(config or ROOT / "deploy.toml")]
+        done = subprocess.run(
+            command,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            stdin=subprocess.DEVNULL,
+        )
+        return CliResult(done.returncode, done.stdout, done.stderr)
+
+    return run
+
+
+def make_run(
+    env: str = "staging", hooks: EventHooks | None = None, run_id: str = "test-run"
+) -> Run:
+    config = load(ROOT / "deploy.toml", env)
+    aws = Aws(region=REGION, hooks=hooks, max_attempts=2)
+    return Run(
+        aws=aws,
+        config=config,
+        owner=Owner(config.app, env, run_id),
+        poll_seconds=0.01,
+        dependency_budget_seconds=1.0,
+    )
+
+
+def ec2() -> object:
+    return boto3.client("ec2", region_name=REGION)

@@ -1,0 +1,136 @@
+"""Faults injected into botocore, the way real AWS produces them, and state snapshots."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from deployer.aws import is_mutating
+from tests.deployer.conftest import REGION
+
+
+class FailNth:
+    """A `before-call` hook failing the nth call of one operation with a modeled ClientError."""
+
+    def __init__(self, operation: str, nth: int, code: str = "InternalFailure") -> None:
+        self.operation, self.nth, self.code = operation, nth, code
+        self.seen = 0
+        self.fired = False
+        self.lock = threading.Lock()
+
+    def __call__(self, model: Any, **_: Any) -> None:
+        if model.name != self.operation:
+            return
+        with self.lock:
+            self.seen += 1
+            fire = self.seen == self.nth
+        if fire:
+            self.fired = True
+            raise ClientError(
+                {
+                    "Error": {"Code": self.code, "Message": "injected fault"},
+                    "ResponseMetadata": {"RequestId": "fault-1"},
+                },
+                model.name,
+            )
+
+    def hooks(self) -> list[tuple[str, Callable[..., Any]]]:
+        return [("before-call.*.*", self)]
+
+
+def mutating_calls(
+    calls: dict[str, int], skip_services: tuple[str, ...] = ("ssm",)
+) -> list[tuple[str, int]]:
+    """(Operation, occurrence) for every mutating call a run made, e.g. ("CreateSubnet", 2)."""
+    found = []
+    for name, count in sorted(calls.items()):
+        service, operation = name.split(":")
+        if is_mutating(operation) and service not in skip_services:
+            found += [(operation, n) for n in range(1, count + 1)]
+    return found
+
+
+def snapshot() -> dict[str, list[str]]:
+    """Everything in the emulated account that a run could touch, described in full."""
+    ec2 = boto3.client("ec2", region_name=REGION)
+    rds = boto3.client("rds", region_name=REGION)
+    ecr = boto3.client("ecr", region_name=REGION)
+
+    def rows(items: list[dict[str, Any]], drop: tuple[str, ...] = ()) -> list[str]:
+        return sorted(
+            json.dumps({k: v for k, v in i.items() if k not in drop}, sort_keys=True, default=str)
+            for i in items
+        )
+
+    return {
+        "vpcs": rows(ec2.describe_vpcs()["Vpcs"]),
+        "subnets": rows(ec2.describe_subnets()["Subnets"], ("AvailableIpAddressCount",)),
+        "groups": rows(ec2.describe_security_groups()["SecurityGroups"]),
+        "gateways": rows(ec2.describe_internet_gateways()["InternetGateways"]),
+        "routes": rows(ec2.describe_route_tables()["RouteTables"]),
+        "databases": rows(rds.describe_db_instances()["DBInstances"], ("LatestRestorableTime",)),
+        "subnet_groups": rows(rds.describe_db_subnet_groups()["DBSubnetGroups"]),
+        "repositories": rows(ecr.describe_repositories()["repositories"]),
+    }
+
+
+def bystanders() -> None:
+    """Resources that are not this environment's: another env's, another app's, untagged."""
+    ec2 = boto3.client("ec2", region_name=REGION)
+
+    def tags(app: str, env: str) -> list[dict[str, Any]]:
+        return [
+            {
+                "ResourceType": "vpc",
+                "Tags": [
+                    {"Key": "nnote:app", "Value": app},
+                    {"Key": "nnote:env", "Value": env},
+                    {"Key": "nnote:managed-by", "Value": "nnote-deploy"},
+                    {"Key": "nnote:component", "Value": "network"},
+                ],
+            }
+        ]
+
+    ec2.create_vpc(CidrBlock="10.41.0.0/16", TagSpecifications=tags("nnote", "prod"))
+    ec2.create_vpc(CidrBlock="10.40.0.0/16", TagSpecifications=tags("otherapp", "staging"))
+    untagged = ec2.create_vpc(CidrBlock="10.40.0.0/16")["Vpc"]["VpcId"]
+    ec2.create_security_group(
+        GroupName="nnote-staging-db", Description="look-alike", VpcId=untagged
+    )
+    boto3.client("ecr", region_name=REGION).create_repository(repositoryName="nnote-prod")
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def stream(self, **_: Any) -> Any:
+        yield self.body
+
+
+class ThrottleFirst:
+    """A `before-send` hook answering the first n sends of an EC2 operation with a real 400
+    RequestLimitExceeded, so botocore's own retry logic (adaptive mode) has to handle it."""
+
+    def __init__(self, operation: str, times: int) -> None:
+        self.operation, self.times, self.sent = operation, times, 0
+
+    def __call__(self, request: Any, **_: Any) -> Any:
+        from botocore.awsrequest import AWSResponse
+
+        self.sent += 1
+        if self.sent > self.times:
+            return None
+        body = (
+            b"<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>slow down"
+            b"</Message></Error></Errors><RequestID>throttle</RequestID></Response>"
+        )
+        return AWSResponse(request.url, 400, {}, _Raw(body))
+
+    def hooks(self) -> list[tuple[str, Callable[..., Any]]]:
+        return [(f"before-send.ec2.{self.operation}", self)]

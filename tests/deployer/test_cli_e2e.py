@@ -1,0 +1,178 @@
+"""The installed nnote-deploy against a moto server, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import boto3
+
+from deployer.inventory import Owner
+from tests.deployer.conftest import REGION
+
+
+def calls(text: str) -> tuple[int, int]:
+    match = re.search(r"AWS API calls: (\d+) \((\d+) mutating\)", text)
+    assert match, text
+    return int(match.group(1)), int(match.group(2))
+
+
+def owned(cli) -> list[dict[str, str]]:  # type: ignore[no-untyped-def]
+    result = cli("status", "--json")
+    assert result.code == 0, result.text
+    document = json.loads(result.out)
+    assert document["schema"] == 1 and document["env"] == "staging"
+    return list(document["resources"])
+
+
+def test_up_converges_then_changes_nothing(cli) -> None:  # type: ignore[no-untyped-def]
+    assert cli("plan", "--detailed-exitcode").code == 2
+    first = cli("up", "--yes")
+    assert first.code == 0, first.text
+    assert "account 123456789012" in first.text and "up: done" in first.text
+    types = sorted(r["type"] for r in owned(cli))
+    assert types == sorted(
+        [
+            "ec2:vpc",
+            "ec2:internet-gateway",
+            "ec2:subnet",
+            "ec2:subnet",
+            "ec2:route-table",
+            "ec2:security-group",
+            "ec2:security-group",
+            "ec2:security-group",
+            "rds:subgrp",
+            "rds:db",
+            "ecr:repository",
+        ]
+    )
+
+    second = cli("up", "--yes")
+    assert second.code == 0 and "no changes" in second.text
+    total, mutating = calls(second.text)
+    assert mutating == 0 and total <= 25
+    assert cli("plan", "--detailed-exitcode").code == 0
+
+
+def test_database_is_private_encrypted_and_only_reachable_from_the_app(cli) -> None:  # type: ignore[no-untyped-def]
+    assert cli("up", "--yes").code == 0
+    rds = boto3.client("rds", region_name=REGION)
+    instance = rds.describe_db_instances(DBInstanceIdentifier="nnote-staging")["DBInstances"][0]
+    assert instance["PubliclyAccessible"] is False and instance["StorageEncrypted"] is True
+    assert "MasterUserSecret" in instance, "the password lives in Secrets Manager"
+    ec2 = boto3.client("ec2", region_name=REGION)
+    groups = {g["GroupName"]: g for g in ec2.describe_security_groups()["SecurityGroups"]}
+    db_rules = groups["nnote-staging-db"]["IpPermissions"]
+    assert [
+        (r["FromPort"], r["IpRanges"], [p["GroupId"] for p in r["UserIdGroupPairs"]])
+        for r in db_rules
+    ] == [(3306, [], [groups["nnote-staging-app"]["GroupId"]])]
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "tag:nnote:env", "Values": ["staging"]}])["Vpcs"][0]
+    attribute = ec2.describe_vpc_attribute(VpcId=vpc["VpcId"], Attribute="enableDnsHostnames")
+    assert attribute["EnableDnsHostnames"]["Value"] is True
+    tags = {t["Key"]: t["Value"] for t in vpc["Tags"]}
+    assert tags["nnote:app"] == "nnote" and tags["nnote:managed-by"] == "nnote-deploy"
+    assert tags["nnote:component"] == "network" and tags["nnote:run"]
+
+
+def test_drift_is_planned_and_repaired(cli) -> None:  # type: ignore[no-untyped-def]
+    assert cli("up", "--yes").code == 0
+    ec2 = boto3.client("ec2", region_name=REGION)
+    rds = boto3.client("rds", region_name=REGION)
+    table = ec2.describe_route_tables(Filters=[{"Name": "tag:nnote:env", "Values": ["staging"]}])
+    table_id = table["RouteTables"][0]["RouteTableId"]
+    ec2.delete_route(RouteTableId=table_id, DestinationCidrBlock="0.0.0.0/0")
+    db_group = ec2.describe_security_groups(GroupNames=["nnote-staging-db"])["SecurityGroups"][0]
+    ec2.authorize_security_group_ingress(
+        GroupId=db_group["GroupId"],
+        IpPermissions=[
+            {
+                "IpProtocol": "tcp",
+                "FromPort": 3306,
+                "ToPort": 3306,
+                "IpRanges": [{"CidrIp": "0.0.0.0/0"}],
+            }
+        ],
+    )
+    rds.modify_db_instance(
+        DBInstanceIdentifier="nnote-staging", BackupRetentionPeriod=1, ApplyImmediately=True
+    )
+
+    plan = cli("plan", "--detailed-exitcode")
+    assert plan.code == 2
+    assert "restore default route" in plan.text
+    assert "revoke tcp/3306 from 0.0.0.0/0" in plan.text
+    assert "BackupRetentionPeriod 1 -> 7" in plan.text
+
+    assert cli("up", "--yes").code == 0
+    assert cli("plan", "--detailed-exitcode").code == 0
+    routes = ec2.describe_route_tables(RouteTableIds=[table_id])["RouteTables"][0]["Routes"]
+    assert any(r.get("DestinationCidrBlock") == "0.0.0.0/0" for r in routes)
+
+
+def test_down_leaves_nothing_and_spares_others(cli) -> None:  # type: ignore[no-untyped-def]
+    ec2 = boto3.client("ec2", region_name=REGION)
+    other_env = ec2.create_vpc(
+        CidrBlock="10.9.0.0/16",
+        TagSpecifications=Owner("nnote", "prod", "x").tag_specifications("vpc", "network", "other"),
+    )["Vpc"]["VpcId"]
+    untagged = ec2.create_vpc(CidrBlock="10.40.0.0/16")["Vpc"]["VpcId"]
+    assert cli("up", "--yes").code == 0
+
+    refused = cli("down")
+    assert refused.code == 1 and "not confirmed" in refused.text
+
+    down = cli("down", "--yes")
+    assert down.code == 0, down.text
+    assert "leak audit: nothing left" in down.text
+    assert owned(cli) == []
+    remaining = {v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"]}
+    assert {other_env, untagged} <= remaining
+
+
+def test_leak_audit_fails_down_when_something_survives(cli) -> None:  # type: ignore[no-untyped-def]
+    assert cli("up", "--yes").code == 0
+    ec2 = boto3.client("ec2", region_name=REGION)
+    stray = ec2.create_security_group(
+        GroupName="stray",
+        Description="left by hand",
+        TagSpecifications=Owner("nnote", "staging", "x").tag_specifications(
+            "security-group", "extra", "stray"
+        ),
+    )
+    down = cli("down", "--yes")
+    assert down.code == 5
+    assert stray["GroupId"] in down.text and "left behind" in down.text
+
+
+def test_lock_held_by_another_run_stops_up(cli) -> None:  # type: ignore[no-untyped-def]
+    ssm = boto3.client("ssm", region_name=REGION)
+    ssm.put_parameter(
+        Name="/nnote-deploy/nnote/staging/lock",
+        Type="String",
+        Value=json.dumps(
+            {"run": "run-42", "owner": "ann@laptop", "since": "2026-11-24T07:00:00Z", "expires": 0}
+        ),
+    )
+    locked = cli("up", "--yes")
+    assert locked.code == 4
+    assert "locked by run run-42 (ann@laptop) since 2026-11-24T07:00:00Z" in locked.text
+    assert "nnote-deploy unlock" in locked.text
+    assert owned(cli) == [], "nothing was created"
+    assert "broke the lock of run run-42" in cli("unlock").text
+    assert cli("up", "--yes").code == 0
+
+
+def test_missing_credentials_is_one_clear_line(cli) -> None:  # type: ignore[no-untyped-def]
+    result = cli(
+        "status",
+        env={
+            "AWS_ACCESS_KEY_ID": "",
+            "AWS_SECRET_ACCESS_KEY": "",
+            "AWS_EC2_METADATA_DISABLED": "true",
+        },
+    )
+    assert result.code == 1
+    assert "error: no AWS credentials found" in result.text
+    assert "hint: set AWS_PROFILE" in result.text
+    assert "Traceback" not in result.text

@@ -1,0 +1,136 @@
+"""Failure at every mutating call of a fresh `up`: exact rollback, nothing leaked, and resume."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from deployer import inventory, pipeline
+from deployer.errors import AwsError, DeployError
+from deployer.steps.base import SilentProgress
+from tests.deployer.conftest import make_run
+from tests.deployer.faults import FailNth, ThrottleFirst, bystanders, mutating_calls, snapshot
+
+
+class QuietEvents(SilentProgress):
+    def step_started(self, step: str) -> None: ...
+    def step_finished(self, step: str, seconds: float) -> None: ...
+    def step_failed(self, step: str, seconds: float, message: str) -> None: ...
+    def undoing(self, entry: object) -> None: ...
+
+
+def fresh_up_calls(aws_env: dict[str, str]) -> list[tuple[str, int]]:
+    run = make_run()
+    pipeline.up(run, QuietEvents())
+    requests.post(f"{aws_env['AWS_ENDPOINT_URL']}/moto-api/reset", timeout=10)
+    return mutating_calls(run.aws.log.calls)
+
+
+def test_every_mutating_call_of_a_fresh_up_rolls_back_cleanly(aws_env: dict[str, str]) -> None:
+    sweep = fresh_up_calls(aws_env)
+    assert len(sweep) >= 20, sweep
+    failures = []
+    for operation, nth in sweep:
+        requests.post(f"{aws_env['AWS_ENDPOINT_URL']}/moto-api/reset", timeout=10)
+        bystanders()
+        before = snapshot()
+        fault = FailNth(operation, nth)
+        run = make_run(hooks=fault.hooks(), run_id=f"sweep-{operation}-{nth}")
+        with pytest.raises(pipeline.UpFailed) as failed:
+            pipeline.up(run, QuietEvents())
+        assert fault.fired
+        problems = []
+        if failed.value.rollback is None or failed.value.rollback.failed:
+            problems.append(f"rollback incomplete: {failed.value.rollback}")
+        if snapshot() != before:
+            problems.append("state differs from before the run")
+        if inventory.leftovers(run.aws, run.owner):
+            problems.append(f"leaked {inventory.leftovers(run.aws, run.owner)}")
+        resumed = make_run(run_id=f"resume-{operation}-{nth}")
+        pipeline.up(resumed, QuietEvents())
+        if pipeline.plan(make_run()):
+            problems.append("a following up did not converge")
+        if problems:
+            failures.append(f"{operation}#{nth}: {'; '.join(problems)}")
+    assert failures == [], "\n".join(failures)
+
+
+def test_failed_up_on_a_drifted_env_restores_exactly_what_was_there(
+    aws_env: dict[str, str],
+) -> None:
+    import boto3
+
+    pipeline.up(make_run(), QuietEvents())
+    rds = boto3.client("rds")
+    rds.modify_db_instance(
+        DBInstanceIdentifier="nnote-staging", BackupRetentionPeriod=1, ApplyImmediately=True
+    )
+    ec2 = boto3.client("ec2")
+    table = ec2.describe_route_tables(Filters=[{"Name": "tag:nnote:env", "Values": ["staging"]}])
+    ec2.delete_route(
+        RouteTableId=table["RouteTables"][0]["RouteTableId"], DestinationCidrBlock="0.0.0.0/0"
+    )
+    before = snapshot()
+    # The route is repaired first (network), then the database change fails.
+    fault = FailNth("ModifyDBInstance", 1, code="InvalidDBInstanceState")
+    with pytest.raises(pipeline.UpFailed) as failed:
+        pipeline.up(make_run(hooks=fault.hooks()), QuietEvents())
+    assert "rds:modify_db_instance failed: InvalidDBInstanceState" in failed.value.message
+    assert snapshot() == before, "the repaired route was put back as it was: nothing half-done"
+
+
+def test_no_rollback_keeps_partial_work_and_up_resumes(aws_env: dict[str, str]) -> None:
+    fault = FailNth("CreateDBInstance", 1)
+    with pytest.raises(pipeline.UpFailed) as failed:
+        pipeline.up(make_run(hooks=fault.hooks()), QuietEvents(), rollback=False)
+    assert failed.value.rollback is None and failed.value.done
+    run = make_run()
+    kept = pipeline.status(run)
+    assert {r.type for r in kept} >= {"ec2:vpc", "rds:subgrp"}
+    assert "rds:db" not in {r.type for r in kept}
+    pipeline.up(make_run(), QuietEvents())
+    assert pipeline.plan(make_run()) == []
+
+
+def test_throttling_is_retried_by_botocore(aws_env: dict[str, str]) -> None:
+    throttle = ThrottleFirst("CreateVpc", 1)
+    run = make_run(hooks=throttle.hooks())  # two attempts in the tests
+    pipeline.up(run, QuietEvents())
+    assert throttle.sent == 2, "one throttled send, then the retry went through"
+    assert pipeline.plan(make_run()) == []
+
+
+def test_throttling_beyond_the_retries_is_a_clear_error(aws_env: dict[str, str]) -> None:
+    throttle = ThrottleFirst("CreateVpc", 5)
+    with pytest.raises(pipeline.UpFailed) as failed:
+        pipeline.up(make_run(hooks=throttle.hooks()), QuietEvents())
+    assert isinstance(failed.value.cause, AwsError)
+    assert failed.value.cause.code == "RequestLimitExceeded"
+    assert "throttling" in failed.value.hint
+
+
+def test_access_denied_names_the_action(aws_env: dict[str, str]) -> None:
+    fault = FailNth("CreateRepository", 1, code="AccessDeniedException")
+    with pytest.raises(DeployError) as failed:
+        pipeline.up(make_run(hooks=fault.hooks()), QuietEvents())
+    assert "lack permission for ecr:create_repository" in failed.value.hint
+
+
+def test_ctrl_c_during_up_rolls_back_what_the_run_made(aws_env: dict[str, str]) -> None:
+    import os
+    import signal
+
+    def press_ctrl_c(model: object, **_: object) -> None:
+        if getattr(model, "name", "") == "CreateDBInstance":
+            os.kill(os.getpid(), signal.SIGINT)  # lands in the main thread, as a real Ctrl-C
+
+    bystanders()
+    before = snapshot()
+    run = make_run(hooks=[("after-call.rds.CreateDBInstance", press_ctrl_c)])
+    with pytest.raises(pipeline.UpFailed) as failed:
+        pipeline.up(run, QuietEvents())
+    assert "interrupted" in failed.value.message
+    assert failed.value.rollback is not None and not failed.value.rollback.failed
+    assert "created DB instance nnote-staging" in failed.value.rollback.undone
+    assert snapshot() == before
+    assert inventory.leftovers(run.aws, run.owner) == []
