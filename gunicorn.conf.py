@@ -1,11 +1,10 @@
 """gunicorn settings for nnote; every value can be overridden from the environment."""
 
-import multiprocessing
 import os
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '5000')}"
 # Two per core, capped: each sync worker holds one request and one DB connection at a time.
-workers = int(os.environ.get("WEB_CONCURRENCY", min(2 * multiprocessing.cpu_count(), 8)))
+workers = int(os.environ.get("WEB_CONCURRENCY", min(2 * (os.cpu_count() or 1), 8)))
 # sync workers: the load balancer buffers slow clients, and each new connection goes to an
 # idle worker. gthread with keep-alive pinned wrk's connections unevenly (bench/ showed half
 # the throughput in some runs).
@@ -23,19 +22,3 @@ wsgi_app = "nnote.wsgi:app"
 # The control socket is for operators on a host; a container has none and no home to put it.
 control_socket_disable = True
 
-
-def post_fork(server, worker):
-    """Give each login's 32 MB scrypt buffer back to the OS instead of keeping it.
-
-    glibc raises its mmap threshold after large frees, so a worker that hashed a password
-    keeps the buffer on its heap for good; a fixed threshold keeps such buffers mmapped.
-    """
-    import contextlib
-    import ctypes
-    import ctypes.util
-
-    m_mmap_threshold = -3
-    libc_name = ctypes.util.find_library("c")
-    if libc_name:
-        with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to tune
-            ctypes.CDLL(libc_name).mallopt(m_mmap_threshold, 128 * 1024)
