@@ -21,4 +21,3 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 wsgi_app = "nnote.wsgi:app"
 # The control socket is for operators on a host; a container has none and no home to put it.
 control_socket_disable = True
-

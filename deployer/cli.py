@@ -128,6 +128,7 @@ def up(
 ) -> None:
     """Create or converge the environment. A second run changes nothing."""
     from deployer import pipeline
+    from deployer.errors import DeployError
 
     renderer = _renderer()
     with reported(renderer, verbose):
@@ -137,15 +138,35 @@ def up(
         if changes and not yes and not _confirmed(lambda: typer.confirm("Apply these changes?")):
             renderer.error("not confirmed; nothing was changed", "answer y, or pass --yes (CI)")
             raise typer.Exit(1)
+        from deployer import github
+
+        calls = lambda: (run.aws.log.total, run.aws.log.mutating)  # noqa: E731
         try:
             with renderer.progress():
                 result = pipeline.up(
                     run, renderer, rollback=not no_rollback, lock_wait=lock_wait, changes=changes
                 )
+        except DeployError as error:
+            github.write_summary(
+                f"nnote-deploy up: {run.config.env}",
+                changes,
+                {},
+                f"failed: {error.message}",
+                calls(),
+            )
+            raise
         finally:
-            renderer.calls(run.aws.log.total, run.aws.log.mutating)
+            renderer.calls(*calls())
         if result.changes:
             _timing_report(renderer, result.timings, result.wall_seconds)
+        github.write_outputs(github.flat_outputs(result.outputs))
+        github.write_summary(
+            f"nnote-deploy up: {run.config.env}",
+            result.changes,
+            result.timings,
+            "converged" if result.changes else "no changes",
+            calls(),
+        )
         renderer.line("up: done", "bold green")
 
 

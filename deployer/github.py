@@ -1,0 +1,74 @@
+"""GitHub Actions integration: step outputs and the job summary, when running in a workflow.
+
+Only names, ids and URLs are written; the deployer never holds a secret value to write.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+
+from deployer.steps.base import Change
+
+
+def write_outputs(values: Mapping[str, str]) -> None:
+    """Append `name=value` pairs to $GITHUB_OUTPUT (multi-line safe), if it is set."""
+    path = os.environ.get("GITHUB_OUTPUT")
+    if not path:
+        return
+    with Path(path).open("a", encoding="utf-8") as out:
+        for name, value in values.items():
+            if "\n" in value:
+                marker = f"EOF_{uuid.uuid4().hex}"
+                out.write(f"{name}<<{marker}\n{value}\n{marker}\n")
+            else:
+                out.write(f"{name}={value}\n")
+
+
+def write_summary(
+    title: str,
+    changes: list[Change],
+    timings: Mapping[str, float],
+    outcome: str,
+    calls: tuple[int, int],
+) -> None:
+    """Append a Markdown table of what happened to $GITHUB_STEP_SUMMARY, if it is set."""
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not path:
+        return
+    lines = [f"## {title}", "", f"**Result:** {outcome}", ""]
+    if changes:
+        lines += [
+            "| component | action | type | name | detail |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        lines += [
+            f"| {c.component} | {c.action} | {c.type} | {c.name} | {c.detail} |" for c in changes
+        ]
+    else:
+        lines.append("No changes: the environment matches deploy.toml.")
+    if timings:
+        lines += ["", "| step | seconds |", "| --- | ---: |"]
+        lines += [f"| {step} | {seconds:.1f} |" for step, seconds in timings.items()]
+    lines += ["", f"AWS API calls: {calls[0]} ({calls[1]} mutating)", ""]
+    with Path(path).open("a", encoding="utf-8") as out:
+        out.write("\n".join(lines))
+
+
+def flat_outputs(outputs: Mapping[str, Mapping[str, object]]) -> dict[str, str]:
+    """The step outputs worth publishing, as flat strings (no secret ARNs' values: names only)."""
+    published = {
+        ("network", "vpc_id"): "vpc_id",
+        ("registry", "repository_uri"): "repository_uri",
+        ("database", "host"): "db_host",
+        ("service", "url"): "service_url",
+        ("image", "digest"): "image_digest",
+        ("service", "task_definition_arn"): "task_definition_arn",
+    }
+    return {
+        name: str(outputs[step][key])
+        for (step, key), name in published.items()
+        if step in outputs and key in outputs[step]
+    }
