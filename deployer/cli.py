@@ -36,6 +36,12 @@ VerboseOpt = Annotated[
     bool, typer.Option("--verbose", "-v", help="Tracebacks and AWS request ids.")
 ]
 LockWaitOpt = Annotated[float, typer.Option("--lock-wait", help="Seconds to wait for the lock.")]
+ImageOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--image", help="Deploy this prebuilt image URI (repo@sha256:...); skip the build."
+    ),
+]
 
 
 @contextmanager
@@ -121,6 +127,7 @@ def up(
     profile: ProfileOpt = None,
     verbose: VerboseOpt = False,
     lock_wait: LockWaitOpt = 0,
+    image: ImageOpt = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (CI).")] = False,
     no_rollback: Annotated[
         bool, typer.Option("--no-rollback", help="Keep partial work on failure.")
@@ -133,7 +140,8 @@ def up(
     renderer = _renderer()
     with reported(renderer, verbose):
         run = _start(config, env, region, profile, renderer)
-        changes = pipeline.plan(run)
+        steps = pipeline.all_steps(config.resolve().parent, image)
+        changes = pipeline.plan(run, steps)
         renderer.changes(changes)
         if changes and not yes and not _confirmed(lambda: typer.confirm("Apply these changes?")):
             renderer.error("not confirmed; nothing was changed", "answer y, or pass --yes (CI)")
@@ -144,7 +152,12 @@ def up(
         try:
             with renderer.progress():
                 result = pipeline.up(
-                    run, renderer, rollback=not no_rollback, lock_wait=lock_wait, changes=changes
+                    run,
+                    renderer,
+                    rollback=not no_rollback,
+                    lock_wait=lock_wait,
+                    changes=changes,
+                    steps=steps,
                 )
         except DeployError as error:
             github.write_summary(
@@ -192,6 +205,7 @@ def plan(
     region: RegionOpt = None,
     profile: ProfileOpt = None,
     verbose: VerboseOpt = False,
+    image: ImageOpt = None,
     detailed_exitcode: Annotated[
         bool,
         typer.Option(
@@ -206,7 +220,7 @@ def plan(
     renderer = _renderer()
     with reported(renderer, verbose, detailed_exitcode):
         run = _start(config, env, region, profile, renderer)
-        changes = pipeline.plan(run)
+        changes = pipeline.plan(run, pipeline.all_steps(config.resolve().parent, image))
         renderer.changes(changes)
         renderer.calls(run.aws.log.total, run.aws.log.mutating)
     if detailed_exitcode and changes:

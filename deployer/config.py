@@ -79,6 +79,12 @@ class RegistrySettings(Section):
     push_host: str | None = None
 
 
+class ImageSettings(Section):
+    # Extra `docker build` arguments, e.g. BASE_IMAGE for a mirror of python:3.12-slim.
+    # Never put a secret here: build arguments stay in the image history.
+    build_args: dict[str, str] = {}
+
+
 class ServiceSettings(Section):
     cpu: Literal[256, 512, 1024, 2048, 4096] = 256
     memory_mb: int = Field(512, ge=512, le=30720)
@@ -96,6 +102,7 @@ class Settings(Section):
     network: NetworkSettings = NetworkSettings()
     db: DatabaseSettings = DatabaseSettings()  # type: ignore[call-arg]
     registry: RegistrySettings = RegistrySettings()  # type: ignore[call-arg]
+    image: ImageSettings = ImageSettings()
     service: ServiceSettings = ServiceSettings()  # type: ignore[call-arg]
 
 

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from deployer import inventory
@@ -26,12 +27,17 @@ from deployer.journal import Entry, RollbackReport
 from deployer.lock import Lock
 from deployer.steps.base import Change, Observed, Run, Step
 from deployer.steps.database import DatabaseStep
+from deployer.steps.image import ImageStep
 from deployer.steps.network import NetworkStep
 from deployer.steps.registry import RegistryStep
 
 
-def all_steps() -> list[Step]:
-    return [NetworkStep(), DatabaseStep(), RegistryStep()]
+def all_steps(source: Path | None = None, image: str | None = None) -> list[Step]:
+    """Every resource family `up` converges. Without `source` there is no image step."""
+    steps: list[Step] = [NetworkStep(), DatabaseStep(), RegistryStep()]
+    if source is not None or image is not None:
+        steps.append(ImageStep(source or Path("."), prebuilt=image))
+    return steps
 
 
 class Events(Protocol):

@@ -21,6 +21,7 @@ from deployer.steps.base import Run
 ROOT = Path(__file__).resolve().parents[2]
 CLI = Path(sys.executable).parent / "nnote-deploy"
 REGION = "eu-west-1"
+PREBUILT_IMAGE = "127.0.0.1:5000/nnote-staging@sha256:" + "0" * 64
 
 
 @pytest.fixture(scope="session")
@@ -75,6 +76,10 @@ def cli(aws_env: dict[str, str]):  # type: ignore[no-untyped-def]
         command = [str(CLI), *args]
         if args and args[0] in ("up", "plan", "status", "down", "unlock"):
             command += ["--config", str(config or ROOT / "deploy.toml")]
+        if args and args[0] in ("up", "plan") and config is None:
+            # Tests of the AWS resources deploy a prebuilt image; tests/deployer/test_image.py
+            # passes its own checkout and builds for real.
+            command += ["--image", PREBUILT_IMAGE]
         done = subprocess.run(
             command,
             env=full_env,
