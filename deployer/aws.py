@@ -8,6 +8,7 @@ made here, which counts it: a converged `up` must make no mutating call.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import Counter
@@ -60,7 +61,7 @@ class Aws:
         self,
         region: str | None = None,
         profile: str | None = None,
-        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        max_attempts: int | None = None,
         hooks: EventHooks | None = None,
     ) -> None:
         try:
@@ -78,8 +79,10 @@ class Aws:
                 code="NoRegion",
             )
         self.region: str = self.session.region_name
+        # AWS_MAX_ATTEMPTS is boto3's own setting; an explicit Config would silently ignore it.
+        attempts = max_attempts or int(os.environ.get("AWS_MAX_ATTEMPTS") or DEFAULT_MAX_ATTEMPTS)
         self.config = botocore.config.Config(
-            retries={"mode": "adaptive", "max_attempts": max_attempts},
+            retries={"mode": "adaptive", "max_attempts": attempts},
             connect_timeout=10,
             read_timeout=60,
             user_agent_extra="nnote-deploy",

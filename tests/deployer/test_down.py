@@ -1,0 +1,114 @@
+"""down: the real-AWS behaviours moto does not model, injected; final snapshots; protection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import boto3
+import pytest
+
+from deployer import pipeline
+from deployer.config import load
+from deployer.errors import DeployError
+from tests.deployer.conftest import REGION, ROOT, make_run
+from tests.deployer.faults import FailNth
+from tests.deployer.test_rollback import QuietEvents
+
+
+class Notes(QuietEvents):
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    def step_note(self, step: str, message: str) -> None:
+        self.notes.append(message)
+
+
+class FailFirst(FailNth):
+    """Fail the first `times` calls of an operation (lingering ENIs keep a group in use)."""
+
+    def __init__(self, operation: str, times: int, code: str) -> None:
+        super().__init__(operation, 0, code)
+        self.times = times
+
+    def __call__(self, model, **kwargs):  # type: ignore[no-untyped-def]
+        if model.name == self.operation and self.seen < self.times:
+            self.nth = self.seen + 1
+        return super().__call__(model, **kwargs)
+
+
+def test_down_retries_dependency_violation_and_says_so(aws_env: dict[str, str]) -> None:
+    pipeline.up(make_run(), QuietEvents())
+    lingering = FailFirst("DeleteSecurityGroup", 2, "DependencyViolation")
+    run = make_run(hooks=lingering.hooks())
+    run.progress = notes = Notes()
+    result = pipeline.down(run, QuietEvents())
+    assert result.leftovers == []
+    assert any("still in use (DependencyViolation); retrying" in n for n in notes.notes)
+
+
+def test_down_names_the_blocking_interfaces_when_the_budget_runs_out(
+    aws_env: dict[str, str],
+) -> None:
+    pipeline.up(make_run(), QuietEvents())
+    ec2 = boto3.client("ec2", region_name=REGION)
+    subnet = ec2.describe_subnets(Filters=[{"Name": "tag:nnote:env", "Values": ["staging"]}])
+    eni = ec2.create_network_interface(
+        SubnetId=subnet["Subnets"][0]["SubnetId"], Description="lingering Fargate ENI"
+    )["NetworkInterface"]
+    stuck = FailFirst("DeleteSubnet", 10_000, "DependencyViolation")
+    with pytest.raises(DeployError) as failed:
+        pipeline.down(make_run(hooks=stuck.hooks()), QuietEvents())
+    assert "is still in use after 1s" in failed.value.message
+    assert eni["NetworkInterfaceId"] in failed.value.hint
+    ec2.delete_network_interface(NetworkInterfaceId=eni["NetworkInterfaceId"])
+
+
+def test_down_keeps_a_final_snapshot_when_the_policy_says_so(
+    aws_env: dict[str, str], tmp_path: Path
+) -> None:
+    text = (
+        (ROOT / "deploy.toml")
+        .read_text()
+        .replace("final_snapshot = false", "final_snapshot = true")
+    )
+    (tmp_path / "deploy.toml").write_text(text)
+    run = make_run()
+    run.config = load(tmp_path / "deploy.toml", "staging")
+    pipeline.up(run, QuietEvents())
+    pipeline.down(run, QuietEvents())
+    rds = boto3.client("rds", region_name=REGION)
+    snapshots = rds.describe_db_snapshots(SnapshotType="manual")["DBSnapshots"]
+    assert [s["DBSnapshotIdentifier"] for s in snapshots] == ["nnote-staging-final-test-run"]
+
+
+def test_down_refuses_a_protected_database(aws_env: dict[str, str]) -> None:
+    run = make_run(env="prod")
+    pipeline.up(run, QuietEvents())
+    with pytest.raises(DeployError, match="deletion protection on") as failed:
+        pipeline.down(make_run(env="prod"), QuietEvents())
+    assert "db.deletion_protection = false" in failed.value.hint
+    instance = boto3.client("rds", region_name=REGION).describe_db_instances()["DBInstances"][0]
+    assert instance["DBInstanceStatus"] == "available", "the database is untouched"
+
+
+def test_verbose_shows_the_traceback_and_request_id(cli) -> None:  # type: ignore[no-untyped-def]
+    plain = cli(
+        "status",
+        env={
+            "AWS_ACCESS_KEY_ID": "",
+            "AWS_SECRET_ACCESS_KEY": "",
+            "AWS_EC2_METADATA_DISABLED": "true",
+        },
+    )
+    verbose = cli(
+        "status",
+        "--verbose",
+        env={
+            "AWS_ACCESS_KEY_ID": "",
+            "AWS_SECRET_ACCESS_KEY": "",
+            "AWS_EC2_METADATA_DISABLED": "true",
+        },
+    )
+    assert "Traceback" not in plain.text
+    assert "Traceback" in verbose.text and "deployer/aws.py" in verbose.text
+    assert "error: no AWS credentials found" in verbose.text
