@@ -199,13 +199,15 @@ def translated(service: str, operation: str) -> Iterator[None]:
         ) from error
 
 
-def call(aws: Aws, service: str, operation: str, **params: Any) -> Any:
+def call(aws: Aws, service: str, operation: str, /, **params: Any) -> Any:
     """Make one AWS call by its Python name (`describe_vpcs`), translating errors."""
     with translated(service, operation):
         return getattr(aws.client(service), operation)(**params)
 
 
-def absent(aws: Aws, service: str, operation: str, missing: tuple[str, ...], **params: Any) -> Any:
+def absent(
+    aws: Aws, service: str, operation: str, missing: tuple[str, ...], /, **params: Any
+) -> Any:
     """Like `call`, but an error code in `missing` means "not there" and returns None."""
     try:
         return getattr(aws.client(service), operation)(**params)
@@ -216,7 +218,7 @@ def absent(aws: Aws, service: str, operation: str, missing: tuple[str, ...], **p
             raise
 
 
-def paginate(aws: Aws, service: str, operation: str, key: str, **params: Any) -> list[Any]:
+def paginate(aws: Aws, service: str, operation: str, key: str, /, **params: Any) -> list[Any]:
     with translated(service, operation):
         pages = aws.client(service).get_paginator(operation).paginate(**params)
         return [item for page in pages for item in page.get(key, [])]

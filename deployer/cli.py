@@ -140,7 +140,7 @@ def up(
     renderer = _renderer()
     with reported(renderer, verbose):
         run = _start(config, env, region, profile, renderer)
-        steps = pipeline.all_steps(config.resolve().parent, image)
+        steps = pipeline.deploy_steps(config.resolve().parent, image)
         changes = pipeline.plan(run, steps)
         renderer.changes(changes)
         if changes and not yes and not _confirmed(lambda: typer.confirm("Apply these changes?")):
@@ -220,7 +220,7 @@ def plan(
     renderer = _renderer()
     with reported(renderer, verbose, detailed_exitcode):
         run = _start(config, env, region, profile, renderer)
-        changes = pipeline.plan(run, pipeline.all_steps(config.resolve().parent, image))
+        changes = pipeline.plan(run, pipeline.deploy_steps(config.resolve().parent, image))
         renderer.changes(changes)
         renderer.calls(run.aws.log.total, run.aws.log.mutating)
     if detailed_exitcode and changes:
@@ -295,6 +295,49 @@ def down(
             )
             raise typer.Exit(ExitCode.LEAKS)
         renderer.line("leak audit: nothing left", "bold green")
+
+
+@app.command()
+def redeploy(
+    config: ConfigOpt = Path("deploy.toml"),
+    env: EnvOpt = "staging",
+    region: RegionOpt = None,
+    profile: ProfileOpt = None,
+    verbose: VerboseOpt = False,
+    lock_wait: LockWaitOpt = 0,
+) -> None:
+    """Force a new deployment of the running revision and watch it (rolls back on failure)."""
+    from deployer import pipeline
+
+    renderer = _renderer()
+    with reported(renderer, verbose):
+        run = _start(config, env, region, profile, renderer)
+        with renderer.progress():
+            revision = pipeline.redeploy(run, renderer, lock_wait=lock_wait)
+        renderer.calls(run.aws.log.total, run.aws.log.mutating)
+        renderer.line(f"redeploy: revision {revision} is running", "bold green")
+
+
+@app.command()
+def logs(
+    config: ConfigOpt = Path("deploy.toml"),
+    env: EnvOpt = "staging",
+    region: RegionOpt = None,
+    profile: ProfileOpt = None,
+    verbose: VerboseOpt = False,
+    since: Annotated[str, typer.Option("--since", help="How far back: 30s, 10m, 2h, 1d.")] = "10m",
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
+    ] = False,
+) -> None:
+    """Print the service's log lines from CloudWatch."""
+    from deployer import service_logs
+
+    renderer = _renderer()
+    with reported(renderer, verbose):
+        run = _start(config, env, region, profile, renderer)
+        for line in service_logs.tail(run, service_logs.parse_since(since), follow):
+            renderer.console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -50,6 +50,10 @@ class Owner:
             tags.append({"Key": "Name", "Value": name})
         return tags
 
+    def lower_tags(self, component: str) -> list[dict[str, str]]:
+        """The same tags spelled the way ECS wants them (key/value)."""
+        return [{"key": t["Key"], "value": t["Value"]} for t in self.tags(component)]
+
     def tag_specifications(
         self, resource_type: str, component: str, name: str
     ) -> list[dict[str, Any]]:

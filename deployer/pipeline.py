@@ -28,16 +28,34 @@ from deployer.lock import Lock
 from deployer.steps.base import Change, Observed, Run, Step
 from deployer.steps.database import DatabaseStep
 from deployer.steps.image import ImageStep
+from deployer.steps.loadbalancer import LoadBalancerStep
 from deployer.steps.network import NetworkStep
 from deployer.steps.registry import RegistryStep
+from deployer.steps.runtime import RuntimeStep
+from deployer.steps.service import ServiceStep
 
 
-def all_steps(source: Path | None = None, image: str | None = None) -> list[Step]:
-    """Every resource family `up` converges. Without `source` there is no image step."""
-    steps: list[Step] = [NetworkStep(), DatabaseStep(), RegistryStep()]
-    if source is not None or image is not None:
-        steps.append(ImageStep(source or Path("."), prebuilt=image))
-    return steps
+def base_steps() -> list[Step]:
+    """The families that need no image: network, database, registry."""
+    return [NetworkStep(), DatabaseStep(), RegistryStep()]
+
+
+def deploy_steps(source: Path, image: str | None = None) -> list[Step]:
+    """Everything `up` converges: the app's image from `source` (or a prebuilt `image`)
+    running as an ECS service behind a load balancer."""
+    return [
+        *base_steps(),
+        ImageStep(source, prebuilt=image),
+        RuntimeStep(),
+        LoadBalancerStep(),
+        ServiceStep(),
+    ]
+
+
+def owned_steps() -> list[Step]:
+    """Everything that can own AWS resources, for `status` and `down` (an image is deleted
+    with its repository, so it needs no step of its own here)."""
+    return [*base_steps(), RuntimeStep(), LoadBalancerStep(), ServiceStep()]
 
 
 class Events(Protocol):
@@ -195,9 +213,9 @@ def observe_all(run: Run, steps: Iterable[Step]) -> dict[str, Observed]:
 
 
 def plan(run: Run, steps: list[Step] | None = None) -> list[Change]:
-    steps = steps or all_steps()
-    observed = observe_all(run, steps)
-    return [change for step in steps for change in step.plan(run, observed[step.name])]
+    steps = steps or base_steps()
+    run.observed = observe_all(run, steps)
+    return [change for step in steps for change in step.plan(run, run.observed[step.name])]
 
 
 def up(
@@ -210,7 +228,7 @@ def up(
     changes: list[Change] | None = None,
 ) -> UpResult:
     """Converge. `changes` is a plan the caller already made (and showed); else one is made."""
-    steps = steps or all_steps()
+    steps = steps or base_steps()
     started = time.monotonic()
     changes = plan(run, steps) if changes is None else changes
     if not changes:
@@ -232,7 +250,7 @@ def up(
 
 
 def status(run: Run, steps: list[Step] | None = None) -> list[Resource]:
-    steps = steps or all_steps()
+    steps = steps or owned_steps()
     observed = observe_all(run, steps)
     return [resource for step in steps for resource in step.resources(observed[step.name])]
 
@@ -247,7 +265,7 @@ class DownResult:
 def down(
     run: Run, events: Events, *, lock_wait: float = 0, steps: list[Step] | None = None
 ) -> DownResult:
-    steps = steps or all_steps()
+    steps = steps or owned_steps()
     lock = Lock(run.aws, run.owner)
     lock.acquire(lock_wait)
     try:
@@ -267,3 +285,21 @@ def down(
     finally:
         lock.release()
     return DownResult(existing, leftovers, timings)
+
+
+def redeploy(run: Run, events: Events, *, lock_wait: float = 0) -> str:
+    """Force a new deployment of the current revision, watched; returns its revision."""
+    lock = Lock(run.aws, run.owner)
+    lock.acquire(lock_wait)
+    try:
+        events.step_started("service")
+        started = time.monotonic()
+        try:
+            arn = ServiceStep().redeploy(run)
+        except DeployError as error:
+            events.step_failed("service", time.monotonic() - started, error.message)
+            raise
+        events.step_finished("service", time.monotonic() - started)
+    finally:
+        lock.release()
+    return arn.rsplit(":", 1)[-1]

@@ -40,6 +40,10 @@ class Run:
     poll_seconds: float = 15.0
     # How long `down` retries DependencyViolation and similar eventual-consistency errors.
     dependency_budget_seconds: float = 600.0
+    # Overrides service.rollout_timeout_seconds (tests); None keeps deploy.toml's.
+    rollout_timeout_seconds: float | None = None
+    # What `plan` observed, by step: steps whose wanted state depends on others read it.
+    observed: dict[str, Observed] = field(default_factory=dict)
 
     def check_cancelled(self) -> None:
         if self.cancel.is_set():
@@ -54,6 +58,10 @@ class Run:
         self.progress.step_note(step, message)
 
 
+Observed = dict[str, Any]
+Outputs = dict[str, Any]
+
+
 @dataclass(frozen=True)
 class Change:
     """One thing `up` would do; `plan` lists them."""
@@ -63,10 +71,6 @@ class Change:
     type: str
     name: str
     detail: str = ""
-
-
-Observed = dict[str, Any]
-Outputs = dict[str, Any]
 
 
 class Step(ABC):

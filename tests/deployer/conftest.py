@@ -27,6 +27,7 @@ PREBUILT_IMAGE = "127.0.0.1:5000/nnote-staging@sha256:" + "0" * 64
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+    os.environ["MOTO_ECS_SERVICE_RUNNING"] = "1"
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)

@@ -6,7 +6,7 @@ import fnmatch
 import json
 
 from deployer import pipeline
-from tests.deployer.conftest import ROOT, make_run
+from tests.deployer.conftest import PREBUILT_IMAGE, ROOT, make_run
 from tests.deployer.test_rollback import QuietEvents
 
 # boto3 client names whose IAM action prefix differs.
@@ -20,8 +20,8 @@ def policy_actions() -> list[str]:
 
 def test_policy_covers_every_call_of_up_plan_status_and_down(aws_env: dict[str, str]) -> None:
     run = make_run()
-    pipeline.up(run, QuietEvents())
-    pipeline.plan(run)
+    pipeline.up(run, QuietEvents(), steps=pipeline.deploy_steps(ROOT, PREBUILT_IMAGE))
+    pipeline.plan(run, pipeline.deploy_steps(ROOT, PREBUILT_IMAGE))
     pipeline.status(run)
     pipeline.down(run, QuietEvents())
     allowed = policy_actions()

@@ -1,0 +1,341 @@
+"""runtime: what every task runs with: the ECS cluster, the log group, the task execution role
+and task role, the Flask SECRET_KEY in Secrets Manager (generated once, kept across deploys),
+and the ECS service-linked role (created on an account's first run).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+from deployer.aws import AwsError, absent, call, retry_while
+from deployer.errors import NotOwnedError
+from deployer.inventory import Resource
+from deployer.steps.base import Change, Observed, Outputs, Run, Step, undo_ignoring
+
+COMPONENT = "runtime"
+EXECUTION_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
+TASK_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
+LINKED_ROLE = "AWSServiceRoleForECS"
+LINKED_ROLE_PATH = "/aws-service-role/ecs.amazonaws.com/"
+NO_SUCH = (
+    "NoSuchEntity",
+    "NoSuchEntityException",
+    "ResourceNotFoundException",
+    "ClusterNotFoundException",
+)
+
+
+def role_names(run: Run) -> dict[str, str]:
+    return {"execution": f"{run.config.prefix}-execution", "task": f"{run.config.prefix}-task"}
+
+
+def secret_name(run: Run) -> str:
+    return f"{run.config.app}/{run.config.env}/secret-key"
+
+
+def log_group(run: Run) -> str:
+    return f"/nnote/{run.config.prefix}"
+
+
+class RuntimeStep(Step):
+    name = COMPONENT
+
+    def observe(self, run: Run) -> Observed:
+        clusters = call(
+            run.aws, "ecs", "describe_clusters", clusters=[run.config.prefix], include=["TAGS"]
+        )["clusters"]
+        cluster = next((c for c in clusters if c.get("status") == "ACTIVE"), None)
+        if cluster is not None and not run.owner.owns(cluster.get("tags")):
+            raise NotOwnedError(
+                f"ECS cluster {run.config.prefix} is not managed by nnote-deploy",
+                "rename the app or env in deploy.toml",
+            )
+        groups = call(run.aws, "logs", "describe_log_groups", logGroupNamePrefix=log_group(run))
+        group = next((g for g in groups["logGroups"] if g["logGroupName"] == log_group(run)), None)
+        roles = {kind: self._role(run, name) for kind, name in role_names(run).items()}
+        secret = absent(
+            run.aws, "secretsmanager", "describe_secret", NO_SUCH, SecretId=secret_name(run)
+        )
+        if secret is not None and (
+            secret.get("DeletedDate") or not run.owner.owns(secret.get("Tags"))
+        ):
+            raise NotOwnedError(
+                f"secret {secret_name(run)} exists but is not ours (or is being deleted)",
+                "restore or remove it, then run up again",
+            )
+        # Found by its path: the role's name differs in case between AWS and emulators.
+        linked = call(run.aws, "iam", "list_roles", PathPrefix=LINKED_ROLE_PATH)["Roles"]
+        return {
+            "cluster": cluster,
+            "log_group": group,
+            "roles": roles,
+            "secret": secret,
+            "linked_role": linked is not None,
+        }
+
+    def _role(self, run: Run, name: str) -> dict[str, Any] | None:
+        found = absent(run.aws, "iam", "get_role", NO_SUCH, RoleName=name)
+        if found is None:
+            return None
+        tags = call(run.aws, "iam", "list_role_tags", RoleName=name)["Tags"]
+        if not run.owner.owns(tags):
+            raise NotOwnedError(
+                f"IAM role {name} is not managed by nnote-deploy", "rename the app or env"
+            )
+        return dict(found["Role"])
+
+    def resources(self, observed: Observed) -> list[Resource]:
+        found = []
+        if observed["cluster"]:
+            found.append(
+                Resource(
+                    COMPONENT,
+                    "ecs:cluster",
+                    observed["cluster"]["clusterName"],
+                    observed["cluster"]["status"],
+                )
+            )
+        if observed["log_group"]:
+            found.append(
+                Resource(
+                    COMPONENT,
+                    "logs:log-group",
+                    observed["log_group"]["logGroupName"],
+                    f"{observed['log_group'].get('retentionInDays', '-')} days",
+                )
+            )
+        found += [
+            Resource(COMPONENT, "iam:role", role["RoleName"], "exists")
+            for role in observed["roles"].values()
+            if role
+        ]
+        if observed["secret"]:
+            found.append(
+                Resource(COMPONENT, "secretsmanager:secret", observed["secret"]["Name"], "exists")
+            )
+        return found
+
+    def plan(self, run: Run, observed: Observed) -> list[Change]:
+        prefix = run.config.prefix
+        changes = []
+        if not observed["linked_role"]:
+            changes.append(Change(COMPONENT, "create", "iam:service-linked-role", LINKED_ROLE))
+        if observed["cluster"] is None:
+            changes.append(Change(COMPONENT, "create", "ecs:cluster", prefix))
+        retention = run.config.settings.service.log_retention_days
+        if observed["log_group"] is None:
+            changes.append(
+                Change(COMPONENT, "create", "logs:log-group", log_group(run), f"{retention} days")
+            )
+        elif observed["log_group"].get("retentionInDays") != retention:
+            changes.append(
+                Change(
+                    COMPONENT,
+                    "update",
+                    "logs:log-group",
+                    log_group(run),
+                    f"retention {observed['log_group'].get('retentionInDays')} -> {retention} days",
+                )
+            )
+        changes += [
+            Change(COMPONENT, "create", "iam:role", name)
+            for kind, name in role_names(run).items()
+            if observed["roles"][kind] is None
+        ]
+        if observed["secret"] is None:
+            changes.append(
+                Change(
+                    COMPONENT,
+                    "create",
+                    "secretsmanager:secret",
+                    secret_name(run),
+                    "generated SECRET_KEY",
+                )
+            )
+        return changes
+
+    def apply(self, run: Run, inputs: dict[str, Outputs]) -> Outputs:
+        observed = self.observe(run)
+        if not observed["linked_role"]:
+            self._create_linked_role(run)
+        cluster_arn = (
+            observed["cluster"]["clusterArn"] if observed["cluster"] else self._create_cluster(run)
+        )
+        self._converge_log_group(run, observed["log_group"])
+        roles = {
+            kind: (role or self._create_role(run, kind))["Arn"]
+            for kind, role in observed["roles"].items()
+        }
+        secret_arn = observed["secret"]["ARN"] if observed["secret"] else self._create_secret(run)
+        return {
+            "cluster_arn": cluster_arn,
+            "cluster": run.config.prefix,
+            "log_group": log_group(run),
+            "execution_role_arn": roles["execution"],
+            "execution_role": role_names(run)["execution"],
+            "task_role_arn": roles["task"],
+            "app_secret_arn": secret_arn,
+        }
+
+    def _create_linked_role(self, run: Run) -> None:
+        # Account-wide and shared by every ECS user: created when missing, never deleted.
+        try:
+            call(run.aws, "iam", "create_service_linked_role", AWSServiceName="ecs.amazonaws.com")
+        except AwsError as error:
+            if error.code not in ("InvalidInput", "EntityAlreadyExists"):
+                raise
+
+    def _create_cluster(self, run: Run) -> str:
+        name = run.config.prefix
+        cluster = call(
+            run.aws,
+            "ecs",
+            "create_cluster",
+            clusterName=name,
+            tags=run.owner.lower_tags(COMPONENT),
+            settings=[{"name": "containerInsights", "value": "disabled"}],
+        )
+        run.journal.record(
+            COMPONENT,
+            f"created ECS cluster {name}",
+            undo_ignoring(NO_SUCH, lambda: call(run.aws, "ecs", "delete_cluster", cluster=name)),
+        )
+        return str(cluster["cluster"]["clusterArn"])
+
+    def _converge_log_group(self, run: Run, group: dict[str, Any] | None) -> None:
+        name, retention = log_group(run), run.config.settings.service.log_retention_days
+        if group is None:
+            call(
+                run.aws,
+                "logs",
+                "create_log_group",
+                logGroupName=name,
+                tags={t["Key"]: t["Value"] for t in run.owner.tags(COMPONENT)},
+            )
+            run.journal.record(
+                COMPONENT,
+                f"created log group {name}",
+                undo_ignoring(
+                    NO_SUCH, lambda: call(run.aws, "logs", "delete_log_group", logGroupName=name)
+                ),
+            )
+        elif group.get("retentionInDays") == retention:
+            return
+        call(run.aws, "logs", "put_retention_policy", logGroupName=name, retentionInDays=retention)
+        previous = (group or {}).get("retentionInDays")
+        if group is not None:
+            run.journal.record(
+                COMPONENT,
+                f"changed retention of {name}",
+                lambda: (
+                    call(
+                        run.aws,
+                        "logs",
+                        "put_retention_policy",
+                        logGroupName=name,
+                        retentionInDays=previous,
+                    )
+                    if previous
+                    else call(run.aws, "logs", "delete_retention_policy", logGroupName=name)
+                ),
+            )
+
+    def _create_role(self, run: Run, kind: str) -> dict[str, Any]:
+        name = role_names(run)[kind]
+        role = call(
+            run.aws,
+            "iam",
+            "create_role",
+            RoleName=name,
+            Tags=run.owner.tags(COMPONENT),
+            AssumeRolePolicyDocument=json.dumps(TASK_TRUST),
+            Description=f"nnote {run.config.env} task {kind} role",
+        )["Role"]
+        run.journal.record(COMPONENT, f"created IAM role {name}", lambda: delete_role(run, name))
+        if kind == "execution":
+            call(run.aws, "iam", "attach_role_policy", RoleName=name, PolicyArn=EXECUTION_POLICY)
+        return dict(role)
+
+    def _create_secret(self, run: Run) -> str:
+        name = secret_name(run)
+        # Generated here and sent straight to Secrets Manager; never printed, logged or returned.
+        created = call(
+            run.aws,
+            "secretsmanager",
+            "create_secret",
+            Name=name,
+            SecretString=secrets.token_urlsafe(48),
+            Tags=run.owner.tags(COMPONENT),
+            Description="nnote Flask SECRET_KEY",
+        )
+        run.journal.record(
+            COMPONENT,
+            f"created secret {name}",
+            undo_ignoring(
+                NO_SUCH,
+                lambda: call(
+                    run.aws,
+                    "secretsmanager",
+                    "delete_secret",
+                    SecretId=name,
+                    ForceDeleteWithoutRecovery=True,
+                ),
+            ),
+        )
+        return str(created["ARN"])
+
+    def destroy(self, run: Run, observed: Observed) -> None:
+        if observed["cluster"]:
+            retry_while(
+                ("ClusterContainsServicesException", "ClusterContainsTasksException"),
+                run.dependency_budget_seconds,
+                lambda: undo_ignoring(
+                    NO_SUCH,
+                    lambda: call(run.aws, "ecs", "delete_cluster", cluster=run.config.prefix),
+                )(),
+                lambda code, left: run.note(COMPONENT, f"cluster busy ({code}); {left:.0f}s left"),
+                delay=min(5.0, run.poll_seconds),
+            )
+        if observed["log_group"]:
+            undo_ignoring(
+                NO_SUCH,
+                lambda: call(run.aws, "logs", "delete_log_group", logGroupName=log_group(run)),
+            )()
+        for kind, role in observed["roles"].items():
+            if role:
+                delete_role(run, role_names(run)[kind])
+        if observed["secret"]:
+            undo_ignoring(
+                NO_SUCH,
+                lambda: call(
+                    run.aws,
+                    "secretsmanager",
+                    "delete_secret",
+                    SecretId=secret_name(run),
+                    ForceDeleteWithoutRecovery=True,
+                ),
+            )()
+
+
+def delete_role(run: Run, name: str) -> None:
+    """Detach and delete policies first: IAM refuses to delete a role that has any."""
+    if absent(run.aws, "iam", "get_role", NO_SUCH, RoleName=name) is None:
+        return
+    for policy in call(run.aws, "iam", "list_attached_role_policies", RoleName=name)[
+        "AttachedPolicies"
+    ]:
+        call(run.aws, "iam", "detach_role_policy", RoleName=name, PolicyArn=policy["PolicyArn"])
+    for policy in call(run.aws, "iam", "list_role_policies", RoleName=name)["PolicyNames"]:
+        call(run.aws, "iam", "delete_role_policy", RoleName=name, PolicyName=policy)
+    undo_ignoring(NO_SUCH, lambda: call(run.aws, "iam", "delete_role", RoleName=name))()

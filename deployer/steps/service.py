@@ -1,0 +1,554 @@
+"""service: the task definition and the ECS Fargate service behind the load balancer, and the
+watched rollout.
+
+A new image or changed settings register a new task definition revision and update the
+service; then `up` watches *that* deployment's rolloutState (not the ServicesStable waiter,
+which reports success after a circuit-breaker rollback) until COMPLETED, FAILED or the
+timeout. The last revision that completed is recorded in the service's `nnote:last-good` tag
+and is never guessed as "revision minus one"; on FAILED or timeout the service is put back on
+it. The database schema is migrated by the container's entry point before gunicorn serves, so
+a revision whose migration fails never passes its health check and is rolled back this way.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from deployer.aws import AwsError, absent, call, retry_while
+from deployer.errors import DeployError
+from deployer.inventory import Resource
+from deployer.steps.base import Change, Observed, Outputs, Run, Step, undo_ignoring
+
+COMPONENT = "service"
+CONTAINER = "app"
+LAST_GOOD = "nnote:last-good"
+SECRETS_POLICY = "read-app-secrets"
+MISSING = (
+    "ClusterNotFoundException",
+    "ServiceNotFoundException",
+    "ServiceNotActiveException",
+    "NoSuchEntity",
+)
+# IAM is eventually consistent: a role made seconds ago may not be assumable by ECS yet.
+NOT_YET_ASSUMABLE = ("InvalidParameterException",)
+
+
+def _ecs(run: Run, operation: str, **params: Any) -> Any:
+    return call(run.aws, "ecs", operation, **params)
+
+
+def revision_of(arn: str | None) -> str:
+    return arn.rsplit(":", 1)[-1] if arn else "?"
+
+
+class RolloutFailed(DeployError):
+    pass
+
+
+class ServiceStep(Step):
+    name = COMPONENT
+    depends_on = ("network", "database", "image", "runtime", "loadbalancer")
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def observe(self, run: Run) -> Observed:
+        prefix = run.config.prefix
+        answer = absent(
+            run.aws,
+            "ecs",
+            "describe_services",
+            MISSING,
+            cluster=prefix,
+            services=[prefix],
+            include=["TAGS"],
+        )
+        service = next(
+            (s for s in (answer or {}).get("services", []) if s.get("status") == "ACTIVE"), None
+        )
+        if service is None:
+            return {"service": None, "task_definition": None, "policy": self._policy(run)}
+        if not run.owner.owns(service.get("tags")):
+            raise DeployError(
+                f"ECS service {prefix} is not managed by nnote-deploy", "rename the app or env"
+            )
+        task = _ecs(run, "describe_task_definition", taskDefinition=service["taskDefinition"])[
+            "taskDefinition"
+        ]
+        return {"service": service, "task_definition": task, "policy": self._policy(run)}
+
+    def _policy(self, run: Run) -> dict[str, Any] | None:
+        role = f"{run.config.prefix}-execution"
+        answer = absent(
+            run.aws,
+            "iam",
+            "get_role_policy",
+            ("NoSuchEntity",),
+            RoleName=role,
+            PolicyName=SECRETS_POLICY,
+        )
+        if answer is None:
+            return None
+        document = answer["PolicyDocument"]
+        return json.loads(document) if isinstance(document, str) else dict(document)
+
+    def resources(self, observed: Observed) -> list[Resource]:
+        service = observed["service"]
+        if service is None:
+            return []
+        primary: dict[str, Any] = next(
+            (d for d in service.get("deployments", []) if d.get("status") == "PRIMARY"), {}
+        )
+        task = observed["task_definition"] or {}
+        image = next(
+            (c["image"] for c in task.get("containerDefinitions", []) if c["name"] == CONTAINER),
+            "?",
+        )
+        return [
+            Resource(
+                COMPONENT,
+                "ecs:service",
+                service["serviceName"],
+                f"{service.get('runningCount', 0)}/{service.get('desiredCount', 0)} running, "
+                f"rollout {primary.get('rolloutState', '?')}",
+            ),
+            Resource(
+                COMPONENT,
+                "ecs:task-definition",
+                f"{task.get('family')}:{task.get('revision')}",
+                image,
+            ),
+        ]
+
+    # -- planning ---------------------------------------------------------------------------
+
+    def plan(self, run: Run, observed: Observed) -> list[Change]:
+        prefix = run.config.prefix
+        if observed["service"] is None:
+            return [
+                Change(COMPONENT, "create", "ecs:task-definition", prefix),
+                Change(
+                    COMPONENT,
+                    "create",
+                    "ecs:service",
+                    prefix,
+                    f"{run.config.settings.service.desired_count} task(s), circuit breaker",
+                ),
+            ]
+        wanted = self._wanted_from_observations(run)
+        if wanted is None:
+            return [Change(COMPONENT, "update", "ecs:task-definition", prefix, "new revision")]
+        changes = [
+            Change(COMPONENT, "update", "ecs:task-definition", prefix, f"{key} changes")
+            for key in _differences(wanted, observed["task_definition"])
+        ]
+        if observed["service"].get("desiredCount") != run.config.settings.service.desired_count:
+            changes.append(
+                Change(
+                    COMPONENT,
+                    "update",
+                    "ecs:service",
+                    prefix,
+                    f"desired count {observed['service'].get('desiredCount')} -> "
+                    f"{run.config.settings.service.desired_count}",
+                )
+            )
+        if observed["policy"] is None:
+            changes.append(Change(COMPONENT, "update", "iam:role-policy", SECRETS_POLICY))
+        return changes
+
+    def _wanted_from_observations(self, run: Run) -> dict[str, Any] | None:
+        """The task definition `up` would register, from what plan observed; None if unknown yet."""
+        observed = run.observed
+        image = observed.get("image", {})
+        uri = image.get("prebuilt") or (
+            f"{image['repository']}@{image['digest']}" if image.get("digest") else None
+        )
+        database = (observed.get("database") or {}).get("instance")
+        runtime = observed.get("runtime") or {}
+        if not uri or not database or not database.get("Endpoint") or not runtime.get("secret"):
+            return None
+        roles = runtime["roles"]
+        if not roles.get("execution") or not roles.get("task"):
+            return None
+        return task_definition(
+            run,
+            uri,
+            {
+                "host": database["Endpoint"]["Address"],
+                "port": database["Endpoint"]["Port"],
+                "name": run.config.settings.db.name,
+                "secret_arn": database["MasterUserSecret"]["SecretArn"],
+            },
+            {
+                "execution_role_arn": roles["execution"]["Arn"],
+                "task_role_arn": roles["task"]["Arn"],
+                "log_group": f"/nnote/{run.config.prefix}",
+                "app_secret_arn": runtime["secret"]["ARN"],
+            },
+        )
+
+    # -- converging -------------------------------------------------------------------------
+
+    def apply(self, run: Run, inputs: dict[str, Outputs]) -> Outputs:
+        observed = self.observe(run)
+        self._converge_policy(run, observed["policy"], inputs)
+        wanted = task_definition(run, inputs["image"]["uri"], inputs["database"], inputs["runtime"])
+        current = observed["task_definition"]
+        arn = (
+            current["taskDefinitionArn"]
+            if current and not _differences(wanted, current)
+            else (self._register(run, wanted))
+        )
+        service = observed["service"]
+        deployment: dict[str, Any] | None
+        if service is None:
+            deployment = self._create_service(run, arn, inputs)
+            last_good = None
+        else:
+            last_good = _tag(service, LAST_GOOD)
+            deployment = self._update_service(run, service, arn)
+        if deployment is not None:
+            self.watch(run, deployment, last_good)
+            _ecs(
+                run,
+                "tag_resource",
+                resourceArn=self._service_arn(run),
+                tags=[{"key": LAST_GOOD, "value": arn}],
+            )
+        return {
+            "task_definition_arn": arn,
+            "url": inputs["loadbalancer"]["url"],
+            "image": inputs["image"]["uri"],
+        }
+
+    def _converge_policy(
+        self, run: Run, current: dict[str, Any] | None, inputs: dict[str, Outputs]
+    ) -> None:
+        wanted = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": "secretsmanager:GetSecretValue",
+                    "Resource": sorted(
+                        [inputs["database"]["secret_arn"], inputs["runtime"]["app_secret_arn"]]
+                    ),
+                }
+            ],
+        }
+        if current == wanted:
+            return
+        role = inputs["runtime"]["execution_role"]
+
+        def put(document: dict[str, Any]) -> None:
+            call(
+                run.aws,
+                "iam",
+                "put_role_policy",
+                RoleName=role,
+                PolicyName=SECRETS_POLICY,
+                PolicyDocument=json.dumps(document),
+            )
+
+        def remove() -> None:
+            undo_ignoring(
+                ("NoSuchEntity",),
+                lambda: call(
+                    run.aws, "iam", "delete_role_policy", RoleName=role, PolicyName=SECRETS_POLICY
+                ),
+            )()
+
+        put(wanted)
+        run.journal.record(
+            COMPONENT,
+            f"set {SECRETS_POLICY} on {role}",
+            lambda: put(current) if current else remove(),
+        )
+
+    def _register(self, run: Run, wanted: dict[str, Any]) -> str:
+        task = _ecs(
+            run, "register_task_definition", **wanted, tags=run.owner.lower_tags(COMPONENT)
+        )["taskDefinition"]
+        arn = str(task["taskDefinitionArn"])
+        run.journal.record(
+            COMPONENT,
+            f"registered task definition {task['family']}:{task['revision']}",
+            lambda: _ecs(run, "deregister_task_definition", taskDefinition=arn),
+        )
+        run.note(COMPONENT, f"registered revision {task['revision']}")
+        return arn
+
+    def _create_service(self, run: Run, arn: str, inputs: dict[str, Outputs]) -> dict[str, Any]:
+        settings, network = run.config.settings.service, inputs["network"]
+        params = dict(
+            cluster=run.config.prefix,
+            serviceName=run.config.prefix,
+            taskDefinition=arn,
+            desiredCount=settings.desired_count,
+            launchType="FARGATE",
+            propagateTags="SERVICE",
+            networkConfiguration={
+                "awsvpcConfiguration": {
+                    "subnets": network["subnet_ids"],
+                    "securityGroups": [network["security_groups"]["app"]],
+                    "assignPublicIp": "ENABLED",
+                }
+            },
+            loadBalancers=[
+                {
+                    "targetGroupArn": inputs["loadbalancer"]["target_group_arn"],
+                    "containerName": CONTAINER,
+                    "containerPort": settings.container_port,
+                }
+            ],
+            healthCheckGracePeriodSeconds=90,
+            deploymentConfiguration={
+                "maximumPercent": 200,
+                "minimumHealthyPercent": 100,
+                "deploymentCircuitBreaker": {"enable": True, "rollback": True},
+            },
+            tags=run.owner.lower_tags(COMPONENT),
+        )
+        service = retry_while(
+            NOT_YET_ASSUMABLE,
+            120,
+            lambda: _ecs(run, "create_service", **params)["service"],
+            lambda code, left: run.note(COMPONENT, f"roles not assumable yet ({code})"),
+            delay=min(5.0, run.poll_seconds),
+        )
+        run.journal.record(
+            COMPONENT, f"created ECS service {run.config.prefix}", lambda: self._delete_service(run)
+        )
+        return _primary(service)
+
+    def _update_service(self, run: Run, service: dict[str, Any], arn: str) -> dict[str, Any] | None:
+        desired = run.config.settings.service.desired_count
+        previous_arn, previous_count = service["taskDefinition"], service.get("desiredCount")
+        if previous_arn == arn and previous_count == desired:
+            return None
+        updated = _ecs(
+            run,
+            "update_service",
+            cluster=run.config.prefix,
+            service=run.config.prefix,
+            taskDefinition=arn,
+            desiredCount=desired,
+        )["service"]
+        run.journal.record(
+            COMPONENT,
+            f"updated service to revision {revision_of(arn)}",
+            lambda: _ecs(
+                run,
+                "update_service",
+                cluster=run.config.prefix,
+                service=run.config.prefix,
+                taskDefinition=previous_arn,
+                desiredCount=previous_count,
+            ),
+        )
+        return _primary(updated) if previous_arn != arn else None
+
+    def redeploy(self, run: Run) -> str:
+        """Force a new deployment of the current revision, watched like any other."""
+        observed = self.observe(run)
+        if observed["service"] is None:
+            raise DeployError(
+                f"no service {run.config.prefix} to redeploy", "run `nnote-deploy up` first"
+            )
+        service = observed["service"]
+        updated = _ecs(
+            run,
+            "update_service",
+            cluster=run.config.prefix,
+            service=run.config.prefix,
+            forceNewDeployment=True,
+        )["service"]
+        self.watch(run, _primary(updated), _tag(service, LAST_GOOD) or service["taskDefinition"])
+        return str(service["taskDefinition"])
+
+    # -- watching ---------------------------------------------------------------------------
+
+    def watch(self, run: Run, deployment: dict[str, Any], last_good: str | None) -> None:
+        """Wait for this deployment's rollout; on FAILED or timeout, go back to `last_good`."""
+        timeout = run.rollout_timeout_seconds or run.config.settings.service.rollout_timeout_seconds
+        started, deployment_id = time.monotonic(), deployment["id"]
+        while True:
+            service = _ecs(
+                run, "describe_services", cluster=run.config.prefix, services=[run.config.prefix]
+            )["services"][0]
+            current = next(
+                (d for d in service.get("deployments", []) if d["id"] == deployment_id), None
+            )
+            state = current.get("rolloutState", "IN_PROGRESS") if current else "FAILED"
+            if state == "COMPLETED":
+                return
+            elapsed = time.monotonic() - started
+            if state == "FAILED" or elapsed > timeout:
+                reason = (current or {}).get("rolloutStateReason") or "replaced by a rollback"
+                why = reason if state == "FAILED" else f"not complete after {timeout:.0f}s"
+                self._roll_back(run, last_good, why)
+            run.note(COMPONENT, _progress(current, service, elapsed))
+            run.sleep()
+
+    def _roll_back(self, run: Run, last_good: str | None, why: str) -> None:
+        if last_good is None:
+            raise RolloutFailed(
+                f"deploy failed ({why}); no earlier good revision to go back to",
+                "the first deploy is rolled back with the rest of this run",
+            )
+        _ecs(
+            run,
+            "update_service",
+            cluster=run.config.prefix,
+            service=run.config.prefix,
+            taskDefinition=last_good,
+            desiredCount=run.config.settings.service.desired_count,
+        )
+        raise RolloutFailed(
+            f"deploy failed; service rolled back to revision {revision_of(last_good)}",
+            f"rollout: {why}; see `nnote-deploy logs --since 30m`",
+        )
+
+    def _service_arn(self, run: Run) -> str:
+        return str(
+            _ecs(run, "describe_services", cluster=run.config.prefix, services=[run.config.prefix])[
+                "services"
+            ][0]["serviceArn"]
+        )
+
+    # -- deleting ---------------------------------------------------------------------------
+
+    def _delete_service(self, run: Run) -> None:
+        prefix = run.config.prefix
+        try:
+            _ecs(run, "update_service", cluster=prefix, service=prefix, desiredCount=0)
+            _ecs(run, "delete_service", cluster=prefix, service=prefix, force=True)
+        except AwsError as error:
+            if error.code not in MISSING:
+                raise
+
+    def destroy(self, run: Run, observed: Observed) -> None:
+        if observed["service"]:
+            self._delete_service(run)
+        family = run.config.prefix
+        arns = call(run.aws, "ecs", "list_task_definitions", familyPrefix=family, status="ACTIVE")
+        for arn in arns.get("taskDefinitionArns", []):
+            _ecs(run, "deregister_task_definition", taskDefinition=arn)
+
+
+def task_definition(run: Run, image: str, database: Outputs, runtime: Outputs) -> dict[str, Any]:
+    """The task definition for this environment. Secrets only ever as `valueFrom` references."""
+    service = run.config.settings.service
+    port = service.container_port
+    environment = {
+        "DB_HOST": database["host"],
+        "DB_PORT": str(database["port"]),
+        "DB_NAME": database["name"],
+        "PORT": str(port),
+        "PROXY_FIX_X_FOR": "1",
+        "NNOTE_ENV": "production",
+        "FORWARDED_ALLOW_IPS": "*",
+    }
+    secrets = {
+        "DB_USERNAME": f"{database['secret_arn']}:username::",
+        "DB_PASSWORD": f"{database['secret_arn']}:password::",
+        "SECRET_KEY": runtime["app_secret_arn"],
+    }
+    health = (
+        'python3 -c "import urllib.request; '
+        f"urllib.request.urlopen('http://127.0.0.1:{port}/healthz', timeout=2)\""
+    )
+    return {
+        "family": run.config.prefix,
+        "networkMode": "awsvpc",
+        "requiresCompatibilities": ["FARGATE"],
+        "cpu": str(service.cpu),
+        "memory": str(service.memory_mb),
+        "executionRoleArn": runtime["execution_role_arn"],
+        "taskRoleArn": runtime["task_role_arn"],
+        "containerDefinitions": [
+            {
+                "name": CONTAINER,
+                "image": image,
+                "essential": True,
+                "memory": service.memory_mb,
+                "portMappings": [{"containerPort": port, "protocol": "tcp"}],
+                "environment": [{"name": k, "value": v} for k, v in sorted(environment.items())],
+                "secrets": [{"name": k, "valueFrom": v} for k, v in sorted(secrets.items())],
+                "logConfiguration": {
+                    "logDriver": "awslogs",
+                    "options": {
+                        "awslogs-group": runtime["log_group"],
+                        "awslogs-region": run.aws.region,
+                        "awslogs-stream-prefix": CONTAINER,
+                    },
+                },
+                "healthCheck": {
+                    "command": ["CMD-SHELL", health],
+                    "interval": 15,
+                    "timeout": 5,
+                    "retries": 3,
+                    "startPeriod": 60,
+                },
+            }
+        ],
+    }
+
+
+COMPARED = ("cpu", "memory", "executionRoleArn", "taskRoleArn")
+COMPARED_CONTAINER = (
+    "image",
+    "portMappings",
+    "environment",
+    "secrets",
+    "logConfiguration",
+    "memory",
+)
+
+
+def _differences(wanted: dict[str, Any], current: dict[str, Any] | None) -> list[str]:
+    if current is None:
+        return ["task definition"]
+    changed = [key for key in COMPARED if str(wanted.get(key)) != str(current.get(key))]
+    have: dict[str, Any] = next(
+        (c for c in current.get("containerDefinitions", []) if c["name"] == CONTAINER), {}
+    )
+    want = wanted["containerDefinitions"][0]
+    changed += [
+        key for key in COMPARED_CONTAINER if _normal(want.get(key)) != _normal(have.get(key))
+    ]
+    return changed
+
+
+def _normal(value: Any) -> str:
+    if isinstance(value, list):
+        return json.dumps(
+            sorted((_strip_defaults(v) for v in value), key=json.dumps), sort_keys=True
+        )
+    return json.dumps(_strip_defaults(value), sort_keys=True)
+
+
+def _strip_defaults(value: Any) -> Any:
+    if isinstance(value, dict):  # ECS echoes hostPort and protocol back; compare what we set
+        return {k: v for k, v in value.items() if k not in ("hostPort",)}
+    return value
+
+
+def _primary(service: dict[str, Any]) -> dict[str, Any]:
+    return next(d for d in service.get("deployments", []) if d.get("status") == "PRIMARY")
+
+
+def _tag(service: dict[str, Any], key: str) -> str | None:
+    return next((t["value"] for t in service.get("tags") or [] if t["key"] == key), None)
+
+
+def _progress(deployment: dict[str, Any] | None, service: dict[str, Any], elapsed: float) -> str:
+    d = deployment or {}
+    event = (service.get("events") or [{}])[0].get("message", "")
+    return (
+        f"rollout {d.get('rolloutState', '?')} ({elapsed:.0f}s): "
+        f"{d.get('runningCount', 0)} running, {d.get('pendingCount', 0)} pending, "
+        f"{d.get('failedTasks', 0)} failed; {event[:80]}"
+    )
