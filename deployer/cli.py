@@ -171,7 +171,7 @@ def up(
         finally:
             renderer.calls(*calls())
         if result.changes:
-            _timing_report(renderer, result.timings, result.wall_seconds)
+            _timing_report(renderer, result)
         github.write_outputs(github.flat_outputs(result.outputs))
         github.write_summary(
             f"nnote-deploy up: {run.config.env}",
@@ -193,9 +193,12 @@ def _confirmed(ask: Callable[[], bool]) -> bool:
         return False
 
 
-def _timing_report(renderer: Renderer, timings: dict[str, float], wall: float) -> None:
-    steps = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in timings.items())
-    renderer.line(f"steps: {steps}; sum {sum(timings.values()):.1f}s, wall {wall:.1f}s")
+def _timing_report(renderer: Renderer, result: Any) -> None:
+    steps = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in result.timings.items())
+    renderer.line(
+        f"steps: {steps}; sum {sum(result.timings.values()):.1f}s, "
+        f"critical path {result.critical_seconds:.1f}s, wall {result.wall_seconds:.1f}s"
+    )
 
 
 @app.command()

@@ -74,6 +74,17 @@ class UpResult:
     outputs: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     wall_seconds: float = 0.0
+    critical_seconds: float = 0.0  # the slowest chain of dependent steps
+    plan_seconds: float = 0.0  # reading what exists, before anything is changed
+
+
+def critical_path(steps: list[Step], timings: dict[str, float]) -> float:
+    """The longest chain of step durations along dependencies: the best wall time possible."""
+    finish: dict[str, float] = {}
+    for step in steps:  # steps are listed after what they depend on
+        before = max((finish.get(d, 0.0) for d in step.depends_on), default=0.0)
+        finish[step.name] = before + timings.get(step.name, 0.0)
+    return max(finish.values(), default=0.0)
 
 
 class UpFailed(DeployError):
@@ -231,6 +242,7 @@ def up(
     steps = steps or base_steps()
     started = time.monotonic()
     changes = plan(run, steps) if changes is None else changes
+    planned = time.monotonic() - started
     if not changes:
         return UpResult(changes=[], wall_seconds=time.monotonic() - started)
     lock = Lock(run.aws, run.owner)
@@ -246,7 +258,14 @@ def up(
         raise UpFailed(_as_deploy_error(failed.error), failed.step, report, done) from failed.error
     finally:
         lock.release()
-    return UpResult(changes, outputs, timings, time.monotonic() - started)
+    return UpResult(
+        changes,
+        outputs,
+        timings,
+        time.monotonic() - started,
+        critical_path(steps, timings),
+        planned,
+    )
 
 
 def status(run: Run, steps: list[Step] | None = None) -> list[Resource]:
