@@ -6,6 +6,7 @@ The library reports events (deployer.pipeline.Events); only this module prints.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from deployer.journal import Entry
 from deployer.steps.base import Change
 
 STATUS_SCHEMA_VERSION = 1
+PLAIN_REPEAT_SECONDS = 30.0
 
 
 class Renderer:
@@ -30,6 +32,7 @@ class Renderer:
         self.plain = not self.console.is_terminal
         self._started: dict[str, float] = {}
         self._notes: dict[str, str] = {}
+        self._printed: dict[str, tuple[str, float]] = {}
         self._live: Live | None = None
         self._lock = threading.Lock()
 
@@ -100,7 +103,14 @@ class Renderer:
     def step_note(self, step: str, message: str) -> None:
         with self._lock:
             self._notes[step] = message
-        if self.plain:
+            # In a log, a poll that says the same thing again is noise: repeat it at most
+            # every PLAIN_REPEAT_SECONDS (the elapsed time inside parentheses is ignored).
+            gist = re.sub(r"\(\d+s\)", "", message)
+            last_gist, last_time = self._printed.get(step, ("", 0.0))
+            fresh = gist != last_gist or time.monotonic() - last_time >= PLAIN_REPEAT_SECONDS
+            if fresh:
+                self._printed[step] = (gist, time.monotonic())
+        if self.plain and fresh:
             self.line(f"{step}: {message}")
 
     def _finish(self, step: str) -> None:
