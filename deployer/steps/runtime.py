@@ -26,7 +26,6 @@ TASK_TRUST = {
         }
     ],
 }
-LINKED_ROLE = "AWSServiceRoleForECS"
 LINKED_ROLE_PATH = "/aws-service-role/ecs.amazonaws.com/"
 NO_SUCH = (
     "NoSuchEntity",
@@ -74,22 +73,18 @@ class RuntimeStep(Step):
                 f"secret {secret_name(run)} exists but is not ours (or is being deleted)",
                 "restore or remove it, then run up again",
             )
-        # Found by its path: the role's name differs in case between AWS and emulators.
-        linked = call(run.aws, "iam", "list_roles", PathPrefix=LINKED_ROLE_PATH)["Roles"]
         return {
             "cluster": cluster,
             "log_group": group,
             "roles": roles,
             "secret": secret,
-            "linked_role": linked is not None,
         }
 
     def _role(self, run: Run, name: str) -> dict[str, Any] | None:
         found = absent(run.aws, "iam", "get_role", NO_SUCH, RoleName=name)
         if found is None:
             return None
-        tags = call(run.aws, "iam", "list_role_tags", RoleName=name)["Tags"]
-        if not run.owner.owns(tags):
+        if not run.owner.owns(found["Role"].get("Tags")):
             raise NotOwnedError(
                 f"IAM role {name} is not managed by nnote-deploy", "rename the app or env"
             )
@@ -129,8 +124,6 @@ class RuntimeStep(Step):
     def plan(self, run: Run, observed: Observed) -> list[Change]:
         prefix = run.config.prefix
         changes = []
-        if not observed["linked_role"]:
-            changes.append(Change(COMPONENT, "create", "iam:service-linked-role", LINKED_ROLE))
         if observed["cluster"] is None:
             changes.append(Change(COMPONENT, "create", "ecs:cluster", prefix))
         retention = run.config.settings.service.log_retention_days
@@ -167,8 +160,7 @@ class RuntimeStep(Step):
 
     def apply(self, run: Run, inputs: dict[str, Outputs]) -> Outputs:
         observed = self.observe(run)
-        if not observed["linked_role"]:
-            self._create_linked_role(run)
+        self._ensure_linked_role(run)
         cluster_arn = (
             observed["cluster"]["clusterArn"] if observed["cluster"] else self._create_cluster(run)
         )
@@ -188,8 +180,14 @@ class RuntimeStep(Step):
             "app_secret_arn": secret_arn,
         }
 
-    def _create_linked_role(self, run: Run) -> None:
-        # Account-wide and shared by every ECS user: created when missing, never deleted.
+    def _ensure_linked_role(self, run: Run) -> None:
+        """Account-wide and shared by every ECS user: created when missing, never deleted.
+
+        Checked only when `up` changes something: a converged environment has it already.
+        """
+        # Found by its path: the role's name differs in case between AWS and emulators.
+        if call(run.aws, "iam", "list_roles", PathPrefix=LINKED_ROLE_PATH)["Roles"]:
+            return
         try:
             call(run.aws, "iam", "create_service_linked_role", AWSServiceName="ecs.amazonaws.com")
         except AwsError as error:

@@ -62,8 +62,10 @@ def test_up_converges_then_changes_nothing(cli) -> None:  # type: ignore[no-unty
     second = cli("up", "--yes")
     assert second.code == 0 and "no changes" in second.text
     total, mutating = calls(second.text)
-    assert mutating == 0 and total <= 30
+    assert mutating == 0 and total <= 25
     assert cli("plan", "--detailed-exitcode").code == 0
+    status_calls, status_mutating = calls(cli("status").text)
+    assert status_calls <= 25 and status_mutating == 0
 
 
 def test_database_is_private_encrypted_and_only_reachable_from_the_app(cli) -> None:  # type: ignore[no-untyped-def]
