@@ -230,15 +230,19 @@ def retry_while(
     action: Callable[[], Any],
     on_retry: Callable[[str, float], None] = lambda _code, _left: None,
     delay: float = 2.0,
+    when: Callable[[AwsError], bool] = lambda _error: True,
 ) -> Any:
-    """Retry `action` while AWS answers one of `codes` (eventual consistency), within a budget."""
+    """Retry `action` while AWS answers one of `codes` (eventual consistency), within a budget.
+
+    `when` narrows it further, for codes AWS also uses for errors that retrying cannot fix.
+    """
     deadline = time.monotonic() + budget_seconds
     while True:
         try:
             return action()
         except AwsError as error:
             left = deadline - time.monotonic()
-            if error.code not in codes or left <= 0:
+            if error.code not in codes or not when(error) or left <= 0:
                 raise
             on_retry(error.code, left)
             time.sleep(min(delay, max(left, 0.01)))

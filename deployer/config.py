@@ -85,6 +85,18 @@ class ImageSettings(Section):
     build_args: dict[str, str] = {}
 
 
+class AutoscalingSettings(Section):
+    min_tasks: int = Field(1, ge=1, le=100)
+    max_tasks: int = Field(4, ge=1, le=100)
+    cpu_target: int = Field(60, ge=10, le=90)
+
+    @model_validator(mode="after")
+    def _range(self) -> AutoscalingSettings:
+        if self.max_tasks < self.min_tasks:
+            raise ValueError("max_tasks must be at least min_tasks")
+        return self
+
+
 class ServiceSettings(Section):
     cpu: Literal[256, 512, 1024, 2048, 4096] = 256
     memory_mb: int = Field(512, ge=512, le=30720)
@@ -94,6 +106,7 @@ class ServiceSettings(Section):
     log_retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 180, 365] = 30
     certificate_arn: str | None = None
     rollout_timeout_seconds: int = Field(900, ge=60, le=7200)
+    autoscaling: AutoscalingSettings | None = None
 
 
 class Settings(Section):

@@ -76,7 +76,14 @@ class ServiceStep(Step):
         task = _ecs(run, "describe_task_definition", taskDefinition=service["taskDefinition"])[
             "taskDefinition"
         ]
-        return {"service": service, "task_definition": task, "policy": self._policy(run)}
+        # Read only when configured: status stays within its call budget without it.
+        scaling = self._observe_scaling(run) if run.config.settings.service.autoscaling else None
+        return {
+            "service": service,
+            "task_definition": task,
+            "policy": self._policy(run),
+            "scaling": scaling,
+        }
 
     def _policy(self, run: Run) -> dict[str, Any] | None:
         role = f"{run.config.prefix}-execution"
@@ -156,6 +163,22 @@ class ServiceStep(Step):
             )
         if observed["policy"] is None:
             changes.append(Change(COMPONENT, "update", "iam:role-policy", SECRETS_POLICY))
+        wanted_scaling, scaling = run.config.settings.service.autoscaling, observed.get("scaling")
+        if wanted_scaling and (
+            not scaling
+            or (scaling["MinCapacity"], scaling["MaxCapacity"])
+            != (wanted_scaling.min_tasks, wanted_scaling.max_tasks)
+        ):
+            changes.append(
+                Change(
+                    COMPONENT,
+                    "update",
+                    "autoscaling",
+                    prefix,
+                    f"{wanted_scaling.min_tasks}-{wanted_scaling.max_tasks} tasks, "
+                    f"CPU {wanted_scaling.cpu_target}%",
+                )
+            )
         return changes
 
     def _wanted_from_observations(self, run: Run) -> dict[str, Any] | None:
@@ -209,6 +232,7 @@ class ServiceStep(Step):
         else:
             last_good = _tag(service, LAST_GOOD)
             deployment = self._update_service(run, service, arn)
+        self._converge_autoscaling(run, observed.get("scaling"))
         if deployment is not None:
             self.watch(run, deployment, last_good)
             _ecs(
@@ -317,6 +341,7 @@ class ServiceStep(Step):
             lambda: _ecs(run, "create_service", **params)["service"],
             lambda code, left: run.note(COMPONENT, f"roles not assumable yet ({code})"),
             delay=min(5.0, run.poll_seconds),
+            when=lambda error: "assume" in error.message.lower(),
         )
         run.journal.record(
             COMPONENT, f"created ECS service {run.config.prefix}", lambda: self._delete_service(run)
@@ -367,6 +392,83 @@ class ServiceStep(Step):
         )["service"]
         self.watch(run, _primary(updated), _tag(service, LAST_GOOD) or service["taskDefinition"])
         return str(service["taskDefinition"])
+
+    def _scaling_target(self, run: Run) -> dict[str, str]:
+        prefix = run.config.prefix
+        return {
+            "ServiceNamespace": "ecs",
+            "ResourceId": f"service/{prefix}/{prefix}",
+            "ScalableDimension": "ecs:service:DesiredCount",
+        }
+
+    def _observe_scaling(self, run: Run) -> dict[str, Any] | None:
+        target = self._scaling_target(run)
+        found = call(
+            run.aws,
+            "application-autoscaling",
+            "describe_scalable_targets",
+            ServiceNamespace="ecs",
+            ResourceIds=[target["ResourceId"]],
+            ScalableDimension=target["ScalableDimension"],
+        )["ScalableTargets"]
+        return dict(found[0]) if found else None
+
+    def _converge_autoscaling(self, run: Run, current: dict[str, Any] | None) -> None:
+        wanted = run.config.settings.service.autoscaling
+        if wanted is None:
+            return
+        if current and (current["MinCapacity"], current["MaxCapacity"]) == (
+            wanted.min_tasks,
+            wanted.max_tasks,
+        ):
+            return
+        target = self._scaling_target(run)
+        call(
+            run.aws,
+            "application-autoscaling",
+            "register_scalable_target",
+            **target,
+            MinCapacity=wanted.min_tasks,
+            MaxCapacity=wanted.max_tasks,
+        )
+        call(
+            run.aws,
+            "application-autoscaling",
+            "put_scaling_policy",
+            **target,
+            PolicyName=f"{run.config.prefix}-cpu",
+            PolicyType="TargetTrackingScaling",
+            TargetTrackingScalingPolicyConfiguration={
+                "TargetValue": float(wanted.cpu_target),
+                "PredefinedMetricSpecification": {
+                    "PredefinedMetricType": "ECSServiceAverageCPUUtilization"
+                },
+            },
+        )
+        run.journal.record(
+            COMPONENT,
+            f"set autoscaling {wanted.min_tasks}-{wanted.max_tasks} tasks",
+            lambda: self._restore_scaling(run, current),
+        )
+
+    def _restore_scaling(self, run: Run, previous: dict[str, Any] | None) -> None:
+        target = self._scaling_target(run)
+        if previous is None:
+            undo_ignoring(
+                ("ObjectNotFoundException",),
+                lambda: call(
+                    run.aws, "application-autoscaling", "deregister_scalable_target", **target
+                ),
+            )()
+        else:
+            call(
+                run.aws,
+                "application-autoscaling",
+                "register_scalable_target",
+                **target,
+                MinCapacity=previous["MinCapacity"],
+                MaxCapacity=previous["MaxCapacity"],
+            )
 
     # -- watching ---------------------------------------------------------------------------
 
@@ -431,6 +533,8 @@ class ServiceStep(Step):
 
     def destroy(self, run: Run, observed: Observed) -> None:
         if observed["service"]:
+            if run.config.settings.service.autoscaling or observed.get("scaling"):
+                self._restore_scaling(run, None)
             self._delete_service(run)
         family = run.config.prefix
         arns = call(run.aws, "ecs", "list_task_definitions", familyPrefix=family, status="ACTIVE")

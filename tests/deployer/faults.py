@@ -17,8 +17,14 @@ from tests.deployer.conftest import REGION
 class FailNth:
     """A `before-call` hook failing the nth call of one operation with a modeled ClientError."""
 
-    def __init__(self, operation: str, nth: int, code: str = "InternalFailure") -> None:
-        self.operation, self.nth, self.code = operation, nth, code
+    def __init__(
+        self,
+        operation: str,
+        nth: int,
+        code: str = "InternalFailure",
+        message: str = "injected fault",
+    ) -> None:
+        self.operation, self.nth, self.code, self.message = operation, nth, code, message
         self.seen = 0
         self.fired = False
         self.lock = threading.Lock()
@@ -33,7 +39,7 @@ class FailNth:
             self.fired = True
             raise ClientError(
                 {
-                    "Error": {"Code": self.code, "Message": "injected fault"},
+                    "Error": {"Code": self.code, "Message": self.message},
                     "ResponseMetadata": {"RequestId": "fault-1"},
                 },
                 model.name,

@@ -26,8 +26,8 @@ class Notes(QuietEvents):
 class FailFirst(FailNth):
     """Fail the first `times` calls of an operation (lingering ENIs keep a group in use)."""
 
-    def __init__(self, operation: str, times: int, code: str) -> None:
-        super().__init__(operation, 0, code)
+    def __init__(self, operation: str, times: int, code: str, message: str = "injected") -> None:
+        super().__init__(operation, 0, code, message)
         self.times = times
 
     def __call__(self, model, **kwargs):  # type: ignore[no-untyped-def]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -174,3 +175,57 @@ def test_logs_prints_the_service_log_lines(cli) -> None:  # type: ignore[no-unty
     assert result.code == 0 and 'app/app/task1 127.0.0.1 "GET /healthz HTTP/1.1" 200' in result.text
     bad = cli("logs", "--since", "yesterday")
     assert bad.code == 3 and "--since 'yesterday' is not a duration" in bad.text
+
+
+def test_target_tracking_autoscaling_when_configured(
+    aws_env: dict[str, str], tmp_path: Path
+) -> None:
+    from deployer.config import load
+
+    text = (
+        (ROOT / "deploy.toml")
+        .read_text()
+        .replace(
+            "[env.staging]", "[env.staging]\nservice.autoscaling = { min_tasks = 1, max_tasks = 3 }"
+        )
+    )
+    (tmp_path / "deploy.toml").write_text(text)
+
+    def configured_run():  # type: ignore[no-untyped-def]
+        run = make_run()
+        run.config = load(tmp_path / "deploy.toml", "staging")
+        return run
+
+    pipeline.up(configured_run(), QuietEvents(), steps=pipeline.deploy_steps(ROOT, PREBUILT_IMAGE))
+    scaling = boto3.client("application-autoscaling", region_name=REGION)
+    target = scaling.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"]
+    assert [(t["ResourceId"], t["MinCapacity"], t["MaxCapacity"]) for t in target] == [
+        ("service/nnote-staging/nnote-staging", 1, 3)
+    ]
+    policy = scaling.describe_scaling_policies(ServiceNamespace="ecs")["ScalingPolicies"][0]
+    assert policy["TargetTrackingScalingPolicyConfiguration"]["TargetValue"] == 60.0
+    assert pipeline.plan(configured_run(), pipeline.deploy_steps(ROOT, PREBUILT_IMAGE)) == []
+    pipeline.down(configured_run(), QuietEvents())
+    assert scaling.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"] == []
+
+
+def test_roles_not_yet_assumable_are_waited_for(aws_env: dict[str, str]) -> None:
+    from tests.deployer.test_down import FailFirst
+
+    propagating = FailFirst(
+        "CreateService",
+        2,
+        "InvalidParameterException",
+        "Unable to assume the service linked role. Please verify that it exists.",
+    )
+    deploy(hooks=propagating.hooks())
+    assert propagating.seen == 3 and service()["status"] == "ACTIVE"
+
+
+def test_other_invalid_parameters_fail_at_once(aws_env: dict[str, str]) -> None:
+    from tests.deployer.test_down import FailFirst
+
+    wrong = FailFirst("CreateService", 1, "InvalidParameterException", "subnets are invalid")
+    with pytest.raises(pipeline.UpFailed, match="subnets are invalid"):
+        deploy(hooks=wrong.hooks())
+    assert wrong.seen == 1
