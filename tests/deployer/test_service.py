@@ -229,3 +229,30 @@ def test_other_invalid_parameters_fail_at_once(aws_env: dict[str, str]) -> None:
     with pytest.raises(pipeline.UpFailed, match="subnets are invalid"):
         deploy(hooks=wrong.hooks())
     assert wrong.seen == 1
+
+
+def test_certificate_adds_https_and_redirects_http(aws_env: dict[str, str], tmp_path: Path) -> None:
+    from deployer.config import load
+
+    acm = boto3.client("acm", region_name=REGION)
+    certificate = acm.request_certificate(DomainName="nnote.example.com")["CertificateArn"]
+    text = (
+        (ROOT / "deploy.toml")
+        .read_text()
+        .replace("[env.staging]", f'[env.staging]\nservice.certificate_arn = "{certificate}"')
+    )
+    (tmp_path / "deploy.toml").write_text(text)
+    run = make_run()
+    run.config = load(tmp_path / "deploy.toml", "staging")
+    result = pipeline.up(run, QuietEvents(), steps=pipeline.deploy_steps(ROOT, PREBUILT_IMAGE))
+    assert result.outputs["service"]["url"].startswith("https://")
+    elb = boto3.client("elbv2", region_name=REGION)
+    lb = elb.describe_load_balancers(Names=["nnote-staging"])["LoadBalancers"][0]
+    listeners = {
+        x["Port"]: x
+        for x in elb.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
+    }
+    assert listeners[443]["Protocol"] == "HTTPS"
+    assert listeners[443]["Certificates"][0]["CertificateArn"] == certificate
+    assert listeners[80]["DefaultActions"][0]["Type"] == "redirect"
+    assert listeners[80]["DefaultActions"][0]["RedirectConfig"]["Protocol"] == "HTTPS"
