@@ -209,12 +209,12 @@ def absent(
     aws: Aws, service: str, operation: str, missing: tuple[str, ...], /, **params: Any
 ) -> Any:
     """Like `call`, but an error code in `missing` means "not there" and returns None."""
-    try:
-        return getattr(aws.client(service), operation)(**params)
-    except botocore.exceptions.ClientError as error:
-        if error_code(error) in missing:
-            return None
-        with translated(service, operation):
+    with translated(service, operation):
+        try:
+            return getattr(aws.client(service), operation)(**params)
+        except botocore.exceptions.ClientError as error:
+            if error_code(error) in missing:
+                return None
             raise
 
 

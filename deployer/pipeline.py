@@ -216,6 +216,18 @@ def _as_deploy_error(error: BaseException) -> DeployError:
 # -- commands -----------------------------------------------------------------------------
 
 
+def _take_lock(run: Run, events: Events, wait_seconds: float) -> Lock:
+    lock = Lock(run.aws, run.owner)
+    dead = lock.acquire(wait_seconds)
+    if dead is not None:
+        events.step_note(
+            "lock",
+            f"took over the lock of run {dead.get('run', '?')} ({dead.get('owner', '?')}), "
+            "whose lease had expired: that run died; this one resumes its work",
+        )
+    return lock
+
+
 def observe_all(run: Run, steps: Iterable[Step]) -> dict[str, Observed]:
     steps = list(steps)
     with ThreadPoolExecutor(max_workers=len(steps)) as pool:
@@ -245,8 +257,13 @@ def up(
     planned = time.monotonic() - started
     if not changes:
         return UpResult(changes=[], wall_seconds=time.monotonic() - started)
-    lock = Lock(run.aws, run.owner)
-    lock.acquire(lock_wait)
+    lock = _take_lock(run, events, lock_wait)
+    if lock.waited:  # the run we waited for changed things: plan again under the lock
+        changes = plan(run, steps)
+        events.step_note("lock", f"re-planned after waiting: {len(changes)} change(s) left")
+        if not changes:
+            lock.release()
+            return UpResult(changes=[], wall_seconds=time.monotonic() - started)
     try:
         outputs, timings = run_graph(
             steps, lambda step, inputs: step.apply(run, inputs), run, events
@@ -285,8 +302,7 @@ def down(
     run: Run, events: Events, *, lock_wait: float = 0, steps: list[Step] | None = None
 ) -> DownResult:
     steps = steps or owned_steps()
-    lock = Lock(run.aws, run.owner)
-    lock.acquire(lock_wait)
+    lock = _take_lock(run, events, lock_wait)
     try:
         observed = observe_all(run, steps)
         existing = [r for step in steps for r in step.resources(observed[step.name])]
@@ -308,8 +324,7 @@ def down(
 
 def redeploy(run: Run, events: Events, *, lock_wait: float = 0) -> str:
     """Force a new deployment of the current revision, watched; returns its revision."""
-    lock = Lock(run.aws, run.owner)
-    lock.acquire(lock_wait)
+    lock = _take_lock(run, events, lock_wait)
     try:
         events.step_started("service")
         started = time.monotonic()

@@ -101,6 +101,9 @@ class Renderer:
             self.line(f"{step}: started")
 
     def step_note(self, step: str, message: str) -> None:
+        if step not in self._started:  # a note outside any step (the lock): just a line
+            self.line(f"{step}: {message}", "yellow")
+            return
         with self._lock:
             self._notes[step] = message
             # In a log, a poll that says the same thing again is noise: repeat it at most

@@ -68,22 +68,29 @@ class CliResult:
         return self.out + self.err
 
 
+def cli_command(*args: str, config: Path | None = None) -> list[str]:
+    command = [str(CLI), *args]
+    if args and args[0] in ("up", "plan", "status", "down", "unlock"):
+        command += ["--config", str(config or ROOT / "deploy.toml")]
+    if args and args[0] in ("up", "plan") and config is None:
+        # Tests of the AWS resources deploy a prebuilt image; tests/deployer/test_image.py
+        # passes its own checkout and builds for real.
+        command += ["--image", PREBUILT_IMAGE]
+    return command
+
+
+def cli_env(aws_env: dict[str, str], extra: dict[str, str] | None = None) -> dict[str, str]:
+    return {**os.environ, **aws_env, "COLUMNS": "120", **(extra or {})}
+
+
 @pytest.fixture
 def cli(aws_env: dict[str, str]):  # type: ignore[no-untyped-def]
     """Run the installed nnote-deploy as a user would, with a fixed terminal width."""
 
     def run(*args: str, env: dict[str, str] | None = None, config: Path | None = None) -> CliResult:
-        full_env = {**os.environ, **aws_env, "COLUMNS": "120", **(env or {})}
-        command = [str(CLI), *args]
-        if args and args[0] in ("up", "plan", "status", "down", "unlock"):
-            command += ["--config", str(config or ROOT / "deploy.toml")]
-        if args and args[0] in ("up", "plan") and config is None:
-            # Tests of the AWS resources deploy a prebuilt image; tests/deployer/test_image.py
-            # passes its own checkout and builds for real.
-            command += ["--image", PREBUILT_IMAGE]
         done = subprocess.run(
-            command,
-            env=full_env,
+            cli_command(*args, config=config),
+            env=cli_env(aws_env, env),
             capture_output=True,
             text=True,
             timeout=300,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import boto3
@@ -82,7 +83,45 @@ def snapshot() -> dict[str, list[str]]:
         "databases": rows(rds.describe_db_instances()["DBInstances"], ("LatestRestorableTime",)),
         "subnet_groups": rows(rds.describe_db_subnet_groups()["DBSubnetGroups"]),
         "repositories": rows(ecr.describe_repositories()["repositories"]),
+        **_runtime_snapshot(rows),
     }
+
+
+def _runtime_snapshot(rows: Callable[..., list[str]]) -> dict[str, list[str]]:
+    """What `up` adds on top of the base: roles, secrets, logs, cluster, load balancer.
+
+    Deleted ECS clusters and services stay listed as INACTIVE for a while, as on AWS; the
+    ECS service-linked role is the account's, made once and shared by every ECS user.
+    """
+    client = partial(boto3.client, region_name=REGION)
+    ecs, elb = client("ecs"), client("elbv2")
+    clusters = [
+        c["clusterArn"]
+        for c in ecs.describe_clusters(clusters=ecs.list_clusters()["clusterArns"])["clusters"]
+        if c["status"] != "INACTIVE"
+    ]
+    services = [
+        s["serviceArn"]
+        for c in clusters
+        for arns in [ecs.list_services(cluster=c)["serviceArns"]]
+        if arns
+        for s in ecs.describe_services(cluster=c, services=arns)["services"]
+        if s["status"] != "INACTIVE"
+    ]
+    roles = [r for r in client("iam").list_roles()["Roles"] if r["Path"] != SERVICE_ROLE_PATH]
+    return {
+        "roles": rows(roles),
+        "secrets": rows(client("secretsmanager").list_secrets()["SecretList"]),
+        "log_groups": rows(client("logs").describe_log_groups()["logGroups"]),
+        "clusters": sorted(clusters),
+        "services": sorted(services),
+        "task_definitions": sorted(ecs.list_task_definitions()["taskDefinitionArns"]),
+        "load_balancers": rows(elb.describe_load_balancers()["LoadBalancers"]),
+        "target_groups": rows(elb.describe_target_groups()["TargetGroups"]),
+    }
+
+
+SERVICE_ROLE_PATH = "/aws-service-role/ecs.amazonaws.com/"
 
 
 def bystanders() -> None:

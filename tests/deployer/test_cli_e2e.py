@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import boto3
 
@@ -159,22 +160,33 @@ def test_leak_audit_fails_down_when_something_survives(cli) -> None:  # type: ig
     assert stray["GroupId"] in down.text and "left behind" in down.text
 
 
-def test_lock_held_by_another_run_stops_up(cli) -> None:  # type: ignore[no-untyped-def]
-    ssm = boto3.client("ssm", region_name=REGION)
-    ssm.put_parameter(
+def hold_lock(run: str, expires: float) -> None:
+    boto3.client("ssm", region_name=REGION).put_parameter(
         Name="/nnote-deploy/nnote/staging/lock",
         Type="String",
+        Overwrite=True,
         Value=json.dumps(
-            {"run": "run-42", "owner": "ann@laptop", "since": "2026-11-24T07:00:00Z", "expires": 0}
+            {"run": run, "owner": "ann@laptop", "since": "2026-11-24T07:00:00Z", "expires": expires}
         ),
     )
+
+
+def test_lock_held_by_another_run_stops_up(cli) -> None:  # type: ignore[no-untyped-def]
+    hold_lock("run-42", time.time() + 600)
     locked = cli("up", "--yes")
     assert locked.code == 4
     assert "locked by run run-42 (ann@laptop) since 2026-11-24T07:00:00Z" in locked.text
-    assert "nnote-deploy unlock" in locked.text
+    assert "--lock-wait" in locked.text and "nnote-deploy unlock" in locked.text
     assert owned(cli) == [], "nothing was created"
     assert "broke the lock of run run-42" in cli("unlock").text
     assert cli("up", "--yes").code == 0
+
+
+def test_lock_of_a_dead_run_is_taken_over_by_the_next(cli) -> None:  # type: ignore[no-untyped-def]
+    hold_lock("run-43", time.time() - 1)  # its lease ran out: nobody renewed it
+    result = cli("up", "--yes")
+    assert result.code == 0, result.text
+    assert "took over the lock of run run-43 (ann@laptop)" in result.text
 
 
 def test_missing_credentials_is_one_clear_line(cli) -> None:  # type: ignore[no-untyped-def]

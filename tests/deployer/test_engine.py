@@ -121,6 +121,47 @@ def test_lock_is_exclusive_and_names_its_holder(mocked: None) -> None:
         second.acquire()
     first.release()
     second.acquire()
+    second.release()
+    other_env.release()
+
+
+def test_a_live_lock_is_renewed_and_a_dead_one_is_taken_over(mocked: None) -> None:
+    import time
+
+    aws = Aws(region=REGION)
+    alive = Lock(aws, Owner("nnote", "staging", "run-1"), lease=0.4)
+    alive.acquire()
+    time.sleep(1.0)  # two and a half leases: renewals keep it held
+    with pytest.raises(LockedError, match="locked by run run-1"):
+        Lock(aws, Owner("nnote", "staging", "run-2"), lease=0.4).acquire()
+    alive._stop.set()  # the holder dies (SIGKILL): no more renewals
+    alive._renewer.join()  # type: ignore[union-attr]
+    time.sleep(0.5)
+    heirs = [Lock(aws, Owner("nnote", "staging", f"heir-{n}"), lease=30) for n in range(4)]
+    outcomes: list[object] = []
+
+    def contend(lock: Lock) -> None:
+        try:
+            outcomes.append(lock.acquire())
+        except LockedError as error:
+            outcomes.append(error)
+
+    threads = [threading.Thread(target=contend, args=(heir,)) for heir in heirs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Exactly one holds it; usually by takeover (it names the dead run), or, when it came in
+    # between another's delete and put, as a plain acquire (None).
+    winners = [o for o in outcomes if not isinstance(o, LockedError)]
+    assert len(winners) == 1, outcomes
+    assert winners[0] is None or winners[0]["run"] == "run-1"  # type: ignore[index]
+    assert heirs[0].holder()["run"].startswith("heir-")  # type: ignore[index]
+    for heir in heirs:
+        heir.release()
+    assert heirs[0].holder() is None, "released, and no takeover marker is left"
+    names = [p["Name"] for p in aws.client("ssm").describe_parameters()["Parameters"]]
+    assert names == []
 
 
 def test_owner_recognises_only_its_own_tags() -> None:
