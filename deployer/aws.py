@@ -63,9 +63,14 @@ class Aws:
         profile: str | None = None,
         max_attempts: int | None = None,
         hooks: EventHooks | None = None,
+        botocore_session: Any = None,
     ) -> None:
+        # A shared botocore session keeps its loaded service models: many short-lived Aws
+        # objects (the tests' runs) then make clients in milliseconds instead of ~25 ms each.
         try:
-            self.session = boto3.session.Session(profile_name=profile, region_name=region)
+            self.session = boto3.session.Session(
+                profile_name=profile, region_name=region, botocore_session=botocore_session
+            )
         except botocore.exceptions.ProfileNotFound:
             raise AwsError(
                 f"AWS profile {profile!r} not found",
@@ -90,10 +95,13 @@ class Aws:
         self.hooks = hooks or []
         self.log = CallLog()
         self._clients: dict[str, Any] = {}
-        self._lock = threading.Lock()
+
+    # Creating clients is not thread-safe, even from different boto3 sessions that share one
+    # botocore session: one lock for all.
+    _lock = threading.Lock()
 
     def client(self, service: str) -> Any:
-        with self._lock:  # creating clients from one session is not thread-safe
+        with self._lock:
             if service not in self._clients:
                 self._clients[service] = self._make_client(service)
             return self._clients[service]

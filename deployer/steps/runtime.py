@@ -77,8 +77,16 @@ class RuntimeStep(Step):
             "cluster": cluster,
             "log_group": group,
             "roles": roles,
+            "execution_policy": roles["execution"] is None or self._has_execution_policy(run),
             "secret": secret,
         }
+
+    def _has_execution_policy(self, run: Run) -> bool:
+        """An interrupted `down` can leave the role with its policy already detached."""
+        attached = call(
+            run.aws, "iam", "list_attached_role_policies", RoleName=role_names(run)["execution"]
+        )["AttachedPolicies"]
+        return any(p["PolicyArn"] == EXECUTION_POLICY for p in attached)
 
     def _role(self, run: Run, name: str) -> dict[str, Any] | None:
         found = absent(run.aws, "iam", "get_role", NO_SUCH, RoleName=name)
@@ -146,6 +154,16 @@ class RuntimeStep(Step):
             for kind, name in role_names(run).items()
             if observed["roles"][kind] is None
         ]
+        if not observed["execution_policy"]:
+            changes.append(
+                Change(
+                    COMPONENT,
+                    "update",
+                    "iam:role",
+                    role_names(run)["execution"],
+                    "attach AmazonECSTaskExecutionRolePolicy",
+                )
+            )
         if observed["secret"] is None:
             changes.append(
                 Change(
@@ -169,6 +187,8 @@ class RuntimeStep(Step):
             kind: (role or self._create_role(run, kind))["Arn"]
             for kind, role in observed["roles"].items()
         }
+        if not observed["execution_policy"]:
+            self._attach_execution_policy(run, role_names(run)["execution"])
         secret_arn = observed["secret"]["ARN"] if observed["secret"] else self._create_secret(run)
         return {
             "cluster_arn": cluster_arn,
@@ -264,6 +284,23 @@ class RuntimeStep(Step):
         if kind == "execution":
             call(run.aws, "iam", "attach_role_policy", RoleName=name, PolicyArn=EXECUTION_POLICY)
         return dict(role)
+
+    def _attach_execution_policy(self, run: Run, name: str) -> None:
+        call(run.aws, "iam", "attach_role_policy", RoleName=name, PolicyArn=EXECUTION_POLICY)
+        run.journal.record(
+            COMPONENT,
+            f"attached the execution policy to IAM role {name}",
+            undo_ignoring(
+                NO_SUCH,
+                lambda: call(
+                    run.aws,
+                    "iam",
+                    "detach_role_policy",
+                    RoleName=name,
+                    PolicyArn=EXECUTION_POLICY,
+                ),
+            ),
+        )
 
     def _create_secret(self, run: Run) -> str:
         name = secret_name(run)

@@ -218,7 +218,7 @@ class ServiceStep(Step):
         observed = self.observe(run)
         self._converge_policy(run, observed["policy"], inputs)
         wanted = task_definition(run, inputs["image"]["uri"], inputs["database"], inputs["runtime"])
-        current = observed["task_definition"]
+        current = observed["task_definition"] or self._latest_revision(run)
         arn = (
             current["taskDefinitionArn"]
             if current and not _differences(wanted, current)
@@ -290,6 +290,23 @@ class ServiceStep(Step):
             f"set {SECRETS_POLICY} on {role}",
             lambda: put(current) if current else remove(),
         )
+
+    def _latest_revision(self, run: Run) -> dict[str, Any] | None:
+        """With no service (a first run, or one resumed after an interrupted `down`), the
+        family's newest revision, ours and unchanged, is reused rather than registered again."""
+        try:
+            answer = _ecs(
+                run, "describe_task_definition", taskDefinition=run.config.prefix, include=["TAGS"]
+            )
+        except AwsError as error:
+            # ECS says "no such family" with the same ClientException it uses for bad input.
+            if "unable to describe task definition" in error.message.lower():
+                return None
+            raise
+        task = answer["taskDefinition"]
+        if task.get("status") != "ACTIVE" or not run.owner.owns(answer.get("tags")):
+            return None  # (moto answers with deregistered revisions too)
+        return dict(task)
 
     def _register(self, run: Run, wanted: dict[str, Any]) -> str:
         task = _ecs(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -101,11 +103,22 @@ def cli(aws_env: dict[str, str]):  # type: ignore[no-untyped-def]
     return run
 
 
+@functools.cache
+def _models() -> Any:
+    """One botocore session for every test run: service models are loaded once."""
+    import botocore.session
+
+    return botocore.session.get_session()
+
+
 def make_run(
-    env: str = "staging", hooks: EventHooks | None = None, run_id: str = "test-run"
+    env: str = "staging",
+    hooks: EventHooks | None = None,
+    run_id: str = "test-run",
+    max_attempts: int = 2,
 ) -> Run:
     config = load(ROOT / "deploy.toml", env)
-    aws = Aws(region=REGION, hooks=hooks, max_attempts=2)
+    aws = Aws(region=REGION, hooks=hooks, max_attempts=max_attempts, botocore_session=_models())
     return Run(
         aws=aws,
         config=config,

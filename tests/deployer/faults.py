@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import json
+import random
 import threading
 from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 import boto3
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ConnectionClosedError
 
 from deployer.aws import is_mutating
 from tests.deployer.conftest import REGION
 
+FAULT_KINDS = ("client-error", "http-500", "dropped-connection")
+
 
 class FailNth:
-    """A `before-call` hook failing the nth call of one operation with a modeled ClientError."""
+    """Fail the nth call of one operation the way AWS can: a modeled ClientError, an HTTP
+    500 on every attempt (botocore retries it, then gives up), or a connection dropped on
+    every attempt before any answer came back."""
 
     def __init__(
         self,
@@ -24,19 +29,23 @@ class FailNth:
         nth: int,
         code: str = "InternalFailure",
         message: str = "injected fault",
+        kind: str = "client-error",
     ) -> None:
         self.operation, self.nth, self.code, self.message = operation, nth, code, message
+        self.kind = kind
         self.seen = 0
         self.fired = False
         self.lock = threading.Lock()
+        self.current = threading.local()  # is the call under way in this thread the target?
 
     def __call__(self, model: Any, **_: Any) -> None:
+        self.current.target = False
         if model.name != self.operation:
             return
         with self.lock:
             self.seen += 1
-            fire = self.seen == self.nth
-        if fire:
+            self.current.target = self.seen == self.nth
+        if self.current.target and self.kind == "client-error":
             self.fired = True
             raise ClientError(
                 {
@@ -46,8 +55,18 @@ class FailNth:
                 model.name,
             )
 
+    def send(self, request: Any, **_: Any) -> Any:
+        if not getattr(self.current, "target", False):
+            return None
+        self.fired = True
+        if self.kind == "http-500":
+            from botocore.awsrequest import AWSResponse
+
+            return AWSResponse(request.url, 500, {}, _Raw(b""))
+        raise ConnectionClosedError(endpoint_url=request.url)
+
     def hooks(self) -> list[tuple[str, Callable[..., Any]]]:
-        return [("before-call.*.*", self)]
+        return [("before-call.*.*", self), ("before-send", self.send)]
 
 
 def mutating_calls(
@@ -179,3 +198,43 @@ class ThrottleFirst:
 
     def hooks(self) -> list[tuple[str, Callable[..., Any]]]:
         return [(f"before-send.ec2.{self.operation}", self)]
+
+
+QUERY_PROTOCOL = ("rds", "iam", "elastic-load-balancing-v2", "sts")
+
+
+class ThrottleStorm:
+    """A `before-send` hook answering a share of all sends with the throttling error each
+    service really uses: RequestLimitExceeded from EC2, Throttling from the query-protocol
+    services, ThrottlingException from the JSON ones."""
+
+    def __init__(self, share: float, seed: int) -> None:
+        self.share, self.random = share, random.Random(seed)
+        self.sends = self.throttled = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, request: Any, event_name: str, **_: Any) -> Any:
+        from botocore.awsrequest import AWSResponse
+
+        with self.lock:
+            self.sends += 1
+            if self.random.random() >= self.share:
+                return None
+            self.throttled += 1
+        service = event_name.split(".")[1]
+        if service == "ec2":
+            body = (
+                b"<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>slow down"
+                b"</Message></Error></Errors><RequestID>storm</RequestID></Response>"
+            )
+        elif service in QUERY_PROTOCOL:
+            body = (
+                b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate "
+                b"exceeded</Message></Error><RequestId>storm</RequestId></ErrorResponse>"
+            )
+        else:
+            body = b'{"__type": "ThrottlingException", "message": "Rate exceeded"}'
+        return AWSResponse(request.url, 400, {}, _Raw(body))
+
+    def hooks(self) -> list[tuple[str, Callable[..., Any]]]:
+        return [("before-send", self)]

@@ -12,7 +12,7 @@ from deployer.config import load
 from deployer.errors import DeployError
 from tests.deployer.conftest import REGION, ROOT, make_run
 from tests.deployer.faults import FailNth
-from tests.deployer.test_rollback import QuietEvents
+from tests.deployer.sweep import QuietEvents
 
 
 class Notes(QuietEvents):

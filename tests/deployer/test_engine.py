@@ -17,7 +17,7 @@ from deployer.lock import Lock
 from deployer.pipeline import StepFailed, run_graph
 from deployer.steps.base import Change, Observed, Outputs, Run, Step
 from tests.deployer.conftest import REGION, make_run
-from tests.deployer.test_rollback import QuietEvents
+from tests.deployer.sweep import QuietEvents
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import json
 
 from deployer import pipeline
 from tests.deployer.conftest import PREBUILT_IMAGE, ROOT, make_run
-from tests.deployer.test_rollback import QuietEvents
+from tests.deployer.sweep import QuietEvents
 
 # boto3 client names whose IAM action prefix differs.
 IAM_PREFIX = {"resourcegroupstaggingapi": "tag", "elbv2": "elasticloadbalancing"}

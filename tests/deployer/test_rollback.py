@@ -1,58 +1,15 @@
-"""Failure at every mutating call of a fresh `up`: exact rollback, nothing leaked, and resume."""
+"""Failures of `up` beyond the sweep (tests/deployer/test_sweep.py): drift, --no-rollback,
+throttling, permissions, Ctrl-C."""
 
 from __future__ import annotations
 
 import pytest
-import requests
 
 from deployer import inventory, pipeline
 from deployer.errors import AwsError, DeployError
-from deployer.steps.base import SilentProgress
 from tests.deployer.conftest import make_run
-from tests.deployer.faults import FailNth, ThrottleFirst, bystanders, mutating_calls, snapshot
-
-
-class QuietEvents(SilentProgress):
-    def step_started(self, step: str) -> None: ...
-    def step_finished(self, step: str, seconds: float) -> None: ...
-    def step_failed(self, step: str, seconds: float, message: str) -> None: ...
-    def undoing(self, entry: object) -> None: ...
-
-
-def fresh_up_calls(aws_env: dict[str, str]) -> list[tuple[str, int]]:
-    run = make_run()
-    pipeline.up(run, QuietEvents())
-    requests.post(f"{aws_env['AWS_ENDPOINT_URL']}/moto-api/reset", timeout=10)
-    return mutating_calls(run.aws.log.calls)
-
-
-def test_every_mutating_call_of_a_fresh_up_rolls_back_cleanly(aws_env: dict[str, str]) -> None:
-    sweep = fresh_up_calls(aws_env)
-    assert len(sweep) >= 20, sweep
-    failures = []
-    for operation, nth in sweep:
-        requests.post(f"{aws_env['AWS_ENDPOINT_URL']}/moto-api/reset", timeout=10)
-        bystanders()
-        before = snapshot()
-        fault = FailNth(operation, nth)
-        run = make_run(hooks=fault.hooks(), run_id=f"sweep-{operation}-{nth}")
-        with pytest.raises(pipeline.UpFailed) as failed:
-            pipeline.up(run, QuietEvents())
-        assert fault.fired
-        problems = []
-        if failed.value.rollback is None or failed.value.rollback.failed:
-            problems.append(f"rollback incomplete: {failed.value.rollback}")
-        if snapshot() != before:
-            problems.append("state differs from before the run")
-        if inventory.leftovers(run.aws, run.owner):
-            problems.append(f"leaked {inventory.leftovers(run.aws, run.owner)}")
-        resumed = make_run(run_id=f"resume-{operation}-{nth}")
-        pipeline.up(resumed, QuietEvents())
-        if pipeline.plan(make_run()):
-            problems.append("a following up did not converge")
-        if problems:
-            failures.append(f"{operation}#{nth}: {'; '.join(problems)}")
-    assert failures == [], "\n".join(failures)
+from tests.deployer.faults import FailNth, ThrottleFirst, bystanders, snapshot
+from tests.deployer.sweep import QuietEvents
 
 
 def test_failed_up_on_a_drifted_env_restores_exactly_what_was_there(

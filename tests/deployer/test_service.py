@@ -15,7 +15,7 @@ from deployer import aws as aws_module
 from deployer import pipeline
 from deployer.cli import app
 from tests.deployer.conftest import PREBUILT_IMAGE, REGION, ROOT, make_run
-from tests.deployer.test_rollback import QuietEvents
+from tests.deployer.sweep import QuietEvents
 
 IMAGE_B = PREBUILT_IMAGE.replace("0" * 64, "b" * 64)
 

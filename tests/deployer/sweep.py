@@ -1,0 +1,256 @@
+"""The fault sweep: fail each mutating call of a command in turn, then check what is left.
+
+Shared by tests/deployer/test_sweep.py (which asserts) and bench/reliability.py (which
+prints the table). Each case runs against a freshly reset moto server holding bystanders:
+another environment's, another app's and untagged look-alike resources.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import requests
+
+from deployer import inventory, pipeline
+from deployer.errors import DeployError
+from deployer.steps.base import Run, SilentProgress
+from tests.deployer.conftest import PREBUILT_IMAGE, REGION, ROOT, make_run
+from tests.deployer.faults import (
+    FAULT_KINDS,
+    SERVICE_ROLE_PATH,
+    FailNth,
+    bystanders,
+    mutating_calls,
+    snapshot,
+)
+
+COMMANDS = ("up", "down", "redeploy")
+
+
+class QuietEvents(SilentProgress):
+    def step_started(self, step: str) -> None: ...
+    def step_finished(self, step: str, seconds: float) -> None: ...
+    def step_failed(self, step: str, seconds: float, message: str) -> None: ...
+    def undoing(self, entry: object) -> None: ...
+
+
+@dataclass
+class SweepResult:
+    command: str
+    kind: str
+    swept: int = 0
+    survived: int = 0
+    leaked: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+def deploy(run: Run) -> Any:
+    return pipeline.up(run, QuietEvents(), steps=pipeline.deploy_steps(ROOT, PREBUILT_IMAGE))
+
+
+def down(run: Run) -> pipeline.DownResult:
+    return pipeline.down(run, QuietEvents())
+
+
+def redeploy(run: Run) -> str:
+    return pipeline.redeploy(run, QuietEvents())
+
+
+RUNNERS: dict[str, Callable[[Run], Any]] = {"up": deploy, "redeploy": redeploy, "down": down}
+
+
+def reset(endpoint: str) -> dict[str, list[str]]:
+    """An emulated account holding only the bystanders; returns its snapshot."""
+    requests.post(f"{endpoint}/moto-api/reset", timeout=10)
+    bystanders()
+    return snapshot()
+
+
+def forget_service_linked_role() -> None:
+    iam = boto3.client("iam", region_name=REGION)
+    roles = iam.list_roles(PathPrefix=SERVICE_ROLE_PATH)["Roles"]
+    for role in roles:
+        iam.delete_role(RoleName=role["RoleName"])
+
+
+def owned_now() -> list[tuple[str, str]]:
+    """What the tag audit finds, by kind: a deployed env must always show the same list."""
+    run = make_run()
+    return sorted(
+        (r.component, r.type)
+        for r in inventory.leftovers(run.aws, run.owner)
+        if not r.id.startswith("rds:")  # automated backups: they come and go with the instance
+    )
+
+
+def _starting_state(command: str, endpoint: str) -> dict[str, list[str]]:
+    """Bystanders only for `up`; a deployed env too for `down` and `redeploy`."""
+    pristine = reset(endpoint)
+    if command != "up":
+        deploy(make_run(run_id="setup"))
+    return pristine
+
+
+def probe_calls(command: str, endpoint: str) -> list[tuple[str, int]]:
+    """The mutating calls one clean run of `command` makes: the cases to sweep."""
+    _starting_state(command, endpoint)
+    probe = make_run(run_id="probe")
+    RUNNERS[command](probe)
+    return mutating_calls(probe.aws.log.calls)
+
+
+def calls_sample(command: str, endpoint: str, every: int) -> list[tuple[str, int]]:
+    return probe_calls(command, endpoint)[::every]
+
+
+def sweep(command: str, kind: str, endpoint: str) -> SweepResult:
+    return run_cases(command, kind, endpoint, probe_calls(command, endpoint))
+
+
+def run_cases(command: str, kind: str, endpoint: str, cases: list[tuple[str, int]]) -> SweepResult:
+    """Fail each case's call in turn. Cases run back to back, each starting from the state
+    the previous one's recovery left (which is checked, and reset if wrong)."""
+    pristine = _starting_state(command, endpoint)
+    deployed = owned_now() if command != "up" else []
+    result = SweepResult(command, kind)
+    for operation, nth in cases:
+        result.swept += 1
+        problems, leaked = one_case(command, kind, operation, nth, pristine, deployed)
+        result.leaked += leaked
+        if problems:
+            result.failures.append(f"{operation}#{nth}: {'; '.join(problems)}")
+            pristine = _starting_state(command, endpoint)
+        else:
+            result.survived += 1
+    if command != "up":
+        _final_down(pristine, result)
+    return result
+
+
+def one_case(
+    command: str,
+    kind: str,
+    operation: str,
+    nth: int,
+    pristine: dict[str, list[str]],
+    deployed: list[tuple[str, str]],
+) -> tuple[list[str], int]:
+    """Fail one call; return what went wrong and how many resources leaked."""
+    if command == "up":
+        forget_service_linked_role()  # account-wide, made by the first up: make it again
+    before = snapshot()
+    fault = FailNth(operation, nth, kind=kind)
+    run = make_run(hooks=fault.hooks(), run_id=f"sweep-{operation}-{nth}")
+    problems = _fails_cleanly(command, run)
+    if not fault.fired:
+        problems.append("the fault never fired")
+    if command != "down" and snapshot() != before:
+        problems.append(f"state differs from before the run: {differences(before, snapshot())}")
+    leaked = len(inventory.leftovers(run.aws, run.owner)) if command == "up" else 0
+    deploy(make_run(run_id="converge"))  # a following up converges...
+    if pipeline.plan(make_run(), pipeline.deploy_steps(ROOT, PREBUILT_IMAGE)):
+        problems.append("a following up did not converge")
+    if command == "up":  # ...and a following down leaves exactly the bystanders
+        result = down(make_run(run_id="cleanup"))
+        if result.leftovers or snapshot() != pristine:
+            left = result.leftovers or differences(pristine, snapshot())
+            problems.append(f"a following down left {left}")
+    elif owned_now() != deployed:
+        now = Counter(owned_now())
+        extra, missing = now - Counter(deployed), Counter(deployed) - now
+        leaked = sum(extra.values())
+        problems.append(f"converged env differs from a fresh one: +{extra} -{missing}")
+    return problems, leaked
+
+
+def _fails_cleanly(command: str, run: Run) -> list[str]:
+    """The faulted command must fail with our error (never a traceback), fully rolled back."""
+    try:
+        RUNNERS[command](run)
+    except DeployError as error:
+        report = getattr(error, "rollback", None)
+        if report is not None and report.failed:
+            return [f"rollback incomplete: {report.failed}"]
+        return []
+    except Exception as error:  # anything else would reach the user as a traceback
+        return [f"escaped as {type(error).__name__}: {error}"]
+    return ["the command succeeded despite the fault"]
+
+
+def _final_down(pristine: dict[str, list[str]], result: SweepResult) -> None:
+    cleanup = down(make_run(run_id="cleanup"))
+    if cleanup.leftovers or snapshot() != pristine:
+        left = cleanup.leftovers or differences(pristine, snapshot())
+        result.failures.append(f"final down left {left}")
+        result.leaked += len(cleanup.leftovers)
+
+
+def differences(before: dict[str, list[str]], after: dict[str, list[str]]) -> list[str]:
+    """What changed, one short line per kind of resource."""
+    changed = []
+    for key in sorted(before.keys() | after.keys()):
+        gone = set(before.get(key, [])) - set(after.get(key, []))
+        new = set(after.get(key, [])) - set(before.get(key, []))
+        if gone or new:
+            changed.append(f"{key}: -{[g[:300] for g in gone]} +{[n[:300] for n in new]}")
+    return changed
+
+
+def table(results: list[SweepResult]) -> str:
+    lines = [f"{'command':<9} {'fault':<19} {'swept':>5} {'survived':>8} {'leaked':>6}"]
+    for r in results:
+        lines.append(f"{r.command:<9} {r.kind:<19} {r.swept:>5} {r.survived:>8} {r.leaked:>6}")
+    return "\n".join(lines)
+
+
+# -- running sweeps in parallel, each worker process with its own moto server ----------------
+
+
+def _start_own_moto() -> None:
+    """Worker initializer: an emulated AWS private to this process, used by every call."""
+    os.environ.update(
+        MOTO_IAM_LOAD_MANAGED_POLICIES="true",
+        MOTO_ECS_SERVICE_RUNNING="1",
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION=REGION,
+        AWS_CONFIG_FILE="/dev/null",
+        AWS_SHARED_CREDENTIALS_FILE="/dev/null",
+    )
+    os.environ.pop("AWS_PROFILE", None)
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    os.environ["AWS_ENDPOINT_URL"] = f"http://{host}:{port}"
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+
+
+def _sweep_here(command: str, kind: str) -> SweepResult:
+    return sweep(command, kind, os.environ["AWS_ENDPOINT_URL"])
+
+
+def sweep_all(
+    commands: tuple[str, ...] = COMMANDS,
+    kinds: tuple[str, ...] = FAULT_KINDS,
+    workers: int | None = None,
+) -> list[SweepResult]:
+    """Every (command, fault kind) sweep, spread over worker processes (one per core)."""
+    pairs = [(c, k) for c in commands for k in kinds]
+    pairs.sort(key=lambda pair: COMMANDS.index(pair[0]))  # `up` (the longest) first
+    context = multiprocessing.get_context("spawn")  # no fork of a process running threads
+    with ProcessPoolExecutor(
+        max_workers=workers or os.cpu_count() or 2,
+        mp_context=context,
+        initializer=_start_own_moto,
+    ) as pool:
+        return list(pool.map(_sweep_here, *zip(*pairs, strict=True)))
