@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Flask, render_template
+from contextlib import suppress
+
+from flask import Flask, current_app, g, render_template
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from nnote.models import db
@@ -16,6 +19,11 @@ MESSAGES = {
     413: ("Too large", "What you sent is too large. Shorten it and try again."),
     429: ("Too many attempts", "Too many failed attempts. Wait a few minutes and try again."),
     500: ("Something went wrong", "The error is logged. Try again in a moment."),
+    503: (
+        "Temporarily unavailable",
+        "The database cannot be reached right now. Nothing you sent was lost or half-saved: "
+        "try again in a moment.",
+    ),
 }
 
 
@@ -48,8 +56,23 @@ def _server_error(_error: InternalServerError) -> tuple[str, int]:
     return render_error(500)
 
 
+def _database_down(error: Exception) -> tuple[str, int, dict[str, str]]:
+    # The transaction never committed, so nothing is half-saved; the pool's pre-ping
+    # replaces the dead connections on the next request, with no worker restart.
+    current_app.logger.warning("database unreachable: %s", type(error).__name__)
+    with suppress(OperationalError, InterfaceError):
+        db.session.rollback()
+    # The layout asks who is logged in; with no database that would fail again, so the
+    # page is drawn for an anonymous visitor (flask-login keeps the user in g._login_user).
+    g._login_user = current_app.login_manager.anonymous_user()  # type: ignore[attr-defined]
+    body, code = render_error(503)
+    return body, code, {"Retry-After": "5"}
+
+
 def init_app(app: Flask) -> None:
     app.register_error_handler(CSRFError, _csrf_error)
     app.register_error_handler(429, _throttled)
     app.register_error_handler(500, _server_error)
+    app.register_error_handler(OperationalError, _database_down)
+    app.register_error_handler(InterfaceError, _database_down)
     app.register_error_handler(HTTPException, _http_error)
