@@ -22,13 +22,14 @@ from tests.support.net import free_port, wait_until
 pytestmark = pytest.mark.docker
 
 SECRET_KEY = "container-secret-key-7d1f"
+CANARY = "local-dev-secret-canary-5c2e"  # planted in the build context as a developer's secrets
 DB_PASSWORD = "container-db-password-93ac"
 TAG = "nnote:test"
 
 
 @pytest.fixture(scope="module")
 def image(tmp_path_factory: pytest.TempPathFactory) -> Image:
-    return build_offline_image(tmp_path_factory.mktemp("image-context"), TAG)
+    return build_offline_image(tmp_path_factory.mktemp("image-context"), TAG, canary=CANARY)
 
 
 @pytest.fixture
@@ -159,6 +160,14 @@ def test_image_config_and_history_hold_no_secret(image: Image) -> None:
     history = json.dumps(image.history())
     assert not re.search(r"(?i)(secret_key|password)\s*=", history)
     assert SECRET_KEY not in history and DB_PASSWORD not in history
+
+
+def test_image_layers_hold_no_local_secret(image: Image) -> None:
+    """Every byte of every layer: the .env and dev SECRET_KEY files in the context stay out."""
+    tail = b""
+    for chunk in image.save(chunk_size=1 << 20):
+        assert CANARY.encode() not in tail + chunk
+        tail = chunk[-64:]
 
 
 def test_image_size_is_reported(image: Image, artifacts: Path) -> None:

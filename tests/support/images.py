@@ -64,10 +64,17 @@ def build_context(folder: Path, source: Path = ROOT) -> Path:
     return folder
 
 
-def build_offline_image(folder: Path, tag: str) -> Image:
+def build_offline_image(folder: Path, tag: str, canary: str | None = None) -> Image:
+    """Build from a copy of the checkout; `canary` plants a developer's local secrets in the
+    context (a .env file, the dev SECRET_KEY in the instance folders) to prove they stay out."""
     client = docker.from_env()
+    context = build_context(folder)
+    if canary:
+        for path in (".env", "instance/secret_key", "nnote/instance/secret_key"):
+            (context / path).parent.mkdir(parents=True, exist_ok=True)
+            (context / path).write_text(f"SECRET_KEY={canary}\n")
     image, _logs = client.images.build(
-        path=str(build_context(folder)),
+        path=str(context),
         tag=tag,
         rm=True,
         buildargs={
