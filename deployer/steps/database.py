@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from deployer.aws import AwsError, absent, call
+from deployer.aws import AwsError, absent, call, retry_while
 from deployer.errors import DeployError, NotOwnedError
 from deployer.inventory import Resource
 from deployer.steps.base import Change, Observed, Outputs, Run, Step, undo_ignoring
@@ -241,10 +241,21 @@ class DatabaseStep(Step):
                 )
             self._delete_instance(run, final_snapshot=run.config.settings.db.final_snapshot)
         if observed["group"] or observed["instance"]:
-            undo_ignoring(
-                GROUP_MISSING,
-                lambda: _rds(run, "delete_db_subnet_group", DBSubnetGroupName=run.config.prefix),
-            )()
+            # AWS keeps the group "in use" for a while after the instance reports deleted.
+            retry_while(
+                ("InvalidDBSubnetGroupStateFault",),
+                run.dependency_budget_seconds,
+                undo_ignoring(
+                    GROUP_MISSING,
+                    lambda: _rds(
+                        run, "delete_db_subnet_group", DBSubnetGroupName=run.config.prefix
+                    ),
+                ),
+                lambda code, left: run.note(
+                    COMPONENT, f"subnet group still in use ({code}); {left:.0f}s left"
+                ),
+                delay=min(5.0, run.poll_seconds),
+            )
 
     def _delete_instance(self, run: Run, final_snapshot: bool, force: bool = False) -> None:
         name = run.config.prefix

@@ -10,7 +10,7 @@ import pytest
 from deployer import pipeline
 from deployer.config import load
 from deployer.errors import DeployError
-from tests.deployer.conftest import REGION, ROOT, make_run
+from tests.deployer.conftest import PREBUILT_IMAGE, REGION, ROOT, make_run
 from tests.deployer.faults import FailNth
 from tests.deployer.sweep import QuietEvents
 
@@ -44,6 +44,28 @@ def test_down_retries_dependency_violation_and_says_so(aws_env: dict[str, str]) 
     result = pipeline.down(run, QuietEvents())
     assert result.leftovers == []
     assert any("still in use (DependencyViolation); retrying" in n for n in notes.notes)
+
+
+@pytest.mark.parametrize(
+    ("operation", "code", "note"),
+    [
+        ("DeleteDBSubnetGroup", "InvalidDBSubnetGroupStateFault", "subnet group still in use"),
+        ("DeleteCluster", "ClusterContainsServicesException", "cluster busy"),
+    ],
+)
+def test_down_waits_for_what_aws_still_holds(
+    aws_env: dict[str, str], operation: str, code: str, note: str
+) -> None:
+    """A subnet group in use until the instance is gone; a cluster whose deleted service
+    is still draining: both retried within the budget and reported."""
+    pipeline.up(make_run(), QuietEvents(), steps=pipeline.deploy_steps(ROOT, PREBUILT_IMAGE))
+    held = FailFirst(operation, 2, code)
+    run = make_run(hooks=held.hooks())
+    run.progress = notes = Notes()
+    result = pipeline.down(run, QuietEvents())
+    assert result.leftovers == []
+    assert held.seen == 3, "two refusals, then the retry went through"
+    assert any(note in n for n in notes.notes), notes.notes
 
 
 def test_down_names_the_blocking_interfaces_when_the_budget_runs_out(
