@@ -181,6 +181,8 @@ def _advance(
         try:
             results[name], timings[name] = future.result()
             events.step_finished(name, timings[name])
+        except KeyboardInterrupt:
+            raise  # Ctrl-C landed in this thread while it read a result: not the step's fault
         except BaseException as error:
             message = error.message if isinstance(error, DeployError) else repr(error)
             events.step_failed(name, getattr(error, "seconds", 0.0), message)
@@ -210,6 +212,8 @@ def _timed(
 def _as_deploy_error(error: BaseException) -> DeployError:
     if isinstance(error, DeployError):
         return error
+    if isinstance(error, KeyboardInterrupt):
+        return Interrupted()
     return DeployError(f"unexpected {type(error).__name__}: {error}", "run again with --verbose")
 
 

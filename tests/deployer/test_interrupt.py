@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import subprocess
 import time
@@ -20,6 +21,7 @@ from deployer import inventory
 from deployer.errors import ExitCode
 from tests.deployer.conftest import cli_command, cli_env, make_run
 from tests.deployer.faults import bystanders, snapshot
+from tests.reporting import report
 
 LEASE = {"NNOTE_DEPLOY_LOCK_LEASE_SECONDS": "2"}
 POINTS = int(os.environ.get("NNOTE_RELIABILITY_POINTS", "3"))
@@ -41,85 +43,104 @@ def up_process(aws_env: dict[str, str]) -> subprocess.Popen[str]:
     )
 
 
-def random_points(aws_env: dict[str, str], salt: int) -> list[float]:
-    """Seconds into an `up` at which to strike, spread over one timed full run."""
-    started = time.monotonic()
-    assert up_process(aws_env).wait(timeout=300) == 0
-    duration = time.monotonic() - started
-    rng = random.Random(SEED + salt)
-    return sorted(rng.uniform(0.3, duration * 0.95) for _ in range(POINTS))
-
-
-def strike(aws_env: dict[str, str], delay: float, sig: signal.Signals) -> tuple[int, str]:
+def random_points(aws_env: dict[str, str], salt: int) -> list[int]:
+    """Points to strike at, as a number of progress lines printed (plain output prints one
+    per step start and end), spread over one full run's lines."""
     process = up_process(aws_env)
-    time.sleep(delay)
+    lines = len(process.communicate(timeout=300)[0].splitlines())
+    assert process.returncode == 0
+    rng = random.Random(SEED + salt)
+    return sorted(rng.randint(1, max(2, lines - 4)) for _ in range(POINTS))
+
+
+def strike(aws_env: dict[str, str], after_lines: int, sig: signal.Signals) -> tuple[int, str]:
+    process = up_process(aws_env)
+    assert process.stdout is not None
+    seen = [process.stdout.readline() for _ in range(after_lines)]
     process.send_signal(sig)
-    out, _ = process.communicate(timeout=300)
-    return process.returncode, out
+    rest, _ = process.communicate(timeout=300)
+    return process.returncode, "".join(seen) + rest
 
 
 def test_ctrl_c_at_random_points_rolls_back_and_says_so(aws_env: dict[str, str], cli) -> None:  # type: ignore[no-untyped-def]
     points = random_points(aws_env, salt=1)
     struck = 0
+    outcomes = []
     for delay in points:
         reset(aws_env)
         bystanders()
         before = snapshot()
         code, out = strike(aws_env, delay, signal.SIGINT)
+        outcomes.append(f"line {delay}→exit {code}")
         if code == 0:
-            continue  # the run finished first: nothing to check but that it worked
+            continue  # the last lines: the run finished first
         struck += 1
-        where = f"SIGINT at {delay:.2f}s:\n{out}"
+        where = f"SIGINT after line {delay}:\n{out}"
         assert code in (ExitCode.INTERRUPTED, ExitCode.ROLLED_BACK), where
         assert "Traceback" not in out, where
-        if "account " in out:  # the CLI had started (not still importing): it says why
-            assert "interrupted" in out, where
+        assert "interrupted" in out, where
         if code == ExitCode.ROLLED_BACK:
             assert "rolled back" in out and "could NOT undo" not in out, where
         assert snapshot() == before, where
         assert inventory.leftovers(make_run().aws, make_run().owner) == [], where
         assert cli("up", "--yes").code == 0, where
     assert struck >= 1, f"every strike came after the run finished: {points}"
+    report("SIGINT at random points of `up` (then state == before, no leaks)", ", ".join(outcomes))
 
 
 def test_kill_9_at_random_points_then_up_resumes_and_down_cleans(  # type: ignore[no-untyped-def]
     aws_env: dict[str, str], cli
 ) -> None:
     points = random_points(aws_env, salt=2)
+    resumed_at: list[str] = []
     for delay in points:
         reset(aws_env)
         bystanders()
         before = snapshot()
         _, out = strike(aws_env, delay, signal.SIGKILL)
-        where = f"SIGKILL at {delay:.2f}s:\n{out}"
+        where = f"SIGKILL after line {delay}:\n{out}"
         resumed = cli("up", "--yes", "--lock-wait", "30", env=LEASE)
         assert resumed.code == 0, where + resumed.text
         assert "no changes" in cli("plan").text, where
         down = cli("down", "--yes")
         assert down.code == 0, where + down.text
         assert snapshot() == before, where
+        resumed_at.append(f"line {delay}")
+    report(
+        "SIGKILL at random points of `up` (then up resumes, plan empty, down leaves nothing)",
+        ", ".join(resumed_at),
+    )
 
 
 @pytest.mark.parametrize("wait", [False, True])
 def test_two_ups_at_once_one_proceeds(aws_env: dict[str, str], cli, wait: bool) -> None:  # type: ignore[no-untyped-def]
-    extra = ["--lock-wait", "120"] if wait else []
-    first, second = (
-        subprocess.Popen(
-            cli_command("up", "--yes", *extra),
+    """The first `up` is frozen (SIGSTOP) while it holds the lock, so the two surely overlap."""
+    first = up_process(aws_env)
+    assert first.stdout is not None
+    while "started" not in first.stdout.readline():  # steps run only under the lock
+        pass
+    first.send_signal(signal.SIGSTOP)
+    try:
+        second = subprocess.Popen(
+            cli_command("up", "--yes", *(["--lock-wait", "120"] if wait else [])),
             env=cli_env(aws_env),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             text=True,
         )
-        for _ in range(2)
-    )
-    outputs = [p.communicate(timeout=300)[0] for p in (first, second)]
-    codes = sorted(p.returncode for p in (first, second))
+        if wait:
+            time.sleep(3)  # the second is waiting on the lock by now
+        else:
+            out = second.communicate(timeout=120)[0]
+            assert second.returncode == ExitCode.LOCKED, out
+            assert re.search(r"is locked by run \S+ \(.+\) since \d{4}-", out), out
+            assert "--lock-wait" in out and "Traceback" not in out
+    finally:
+        first.send_signal(signal.SIGCONT)
+    assert first.wait(timeout=300) == 0
     if wait:
-        assert codes == [0, 0], outputs
-        assert any("re-planned after waiting: 0 change(s) left" in out for out in outputs)
-    else:
-        assert codes == [0, ExitCode.LOCKED], outputs
-        assert any("is locked by run" in out and " since " in out for out in outputs)
+        out = second.communicate(timeout=300)[0]
+        assert second.returncode == 0, out
+        assert "re-planned after waiting: 0 change(s) left" in out
     assert "no changes" in cli("plan").text

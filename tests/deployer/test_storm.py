@@ -4,6 +4,8 @@ through, at a bounded cost in extra requests."""
 
 from __future__ import annotations
 
+import pytest
+
 from deployer import pipeline
 from tests.deployer.conftest import PREBUILT_IMAGE, ROOT, make_run
 from tests.deployer.faults import ThrottleStorm, bystanders, snapshot
@@ -13,6 +15,7 @@ from tests.reporting import report
 SHARE = 0.3
 
 
+@pytest.mark.reliability
 def test_up_and_down_converge_through_a_throttling_storm(aws_env: dict[str, str]) -> None:
     bystanders()
     before = snapshot()
