@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
+from markupsafe import Markup, escape
 from sqlalchemy import Select, bindparam, select
 from werkzeug.wrappers import Response
 
@@ -37,6 +38,26 @@ class NotePage:
     older_than: int | None
 
 
+@bp.app_template_filter("note_items")
+def note_items(notes: Sequence[NoteRow], root: str) -> Markup:
+    """The note list's <li> items, built in one pass: with 20 notes this markup was 40% of the
+    home page's time as Jinja nodes. The note body is the only user text, and is escaped;
+    ids are integers and times are formatted datetimes."""
+    root = escape(root)
+    items = []
+    for note in notes:
+        created = str(note.created_at)
+        items.append(
+            f'<li class="note" id="note-{note.id:d}">\n'
+            f'    <p class="body">{escape(note.body)}</p>\n'
+            f'    <footer><time datetime="{created[:19]}Z">{created[:16]} UTC</time>\n'
+            f'      <a href="{root}{note.id:d}/edit">Edit</a>\n'
+            f'      <a href="{root}{note.id:d}/delete" class="danger">Delete</a>\n'
+            "    </footer>\n  </li>\n"
+        )
+    return Markup("".join(items))
+
+
 def _id_arg(name: str) -> int | None:
     value = request.args.get(name, "")
     if not value.isdigit() or len(value) > 10 or int(value) > MAX_ID:
@@ -44,14 +65,18 @@ def _id_arg(name: str) -> int | None:
     return int(value)
 
 
-# Plain rows, not ORM objects, and built once: the first page is the hottest query.
-NOTE_ROWS = select(Note.id, Note.body, Note.created_at).where(Note.user_id == bindparam("user_id"))
-FIRST_PAGE = NOTE_ROWS.order_by(Note.id.desc()).limit(bindparam("limit"))
+# Plain rows from table columns (Core, no ORM compilation), built once: the first page is
+# the hottest query.
+_notes = Note.__table__.c
+NOTE_ROWS = select(_notes.id, _notes.body, _notes.created_at).where(
+    _notes.user_id == bindparam("user_id")
+)
+FIRST_PAGE = NOTE_ROWS.order_by(_notes.id.desc()).limit(bindparam("limit"))
 
 
 def _user_notes(search: str) -> Select[int, str, datetime]:
     if search:
-        return NOTE_ROWS.where(Note.body.contains(search, autoescape=True))
+        return NOTE_ROWS.where(_notes.body.contains(search, autoescape=True))
     return NOTE_ROWS
 
 
@@ -66,7 +91,7 @@ def note_page(search: str, before: int | None, after: int | None) -> NotePage:
     if after is not None:
         rows = list(
             db.session.execute(
-                query.where(Note.id > after).order_by(Note.id).limit(size + 1), params
+                query.where(_notes.id > after).order_by(_notes.id).limit(size + 1), params
             )
         )
         more_newer = len(rows) > size
@@ -75,8 +100,8 @@ def note_page(search: str, before: int | None, after: int | None) -> NotePage:
             notes, notes[0].id if more_newer and notes else None, notes[-1].id if notes else None
         )
     if before is not None:
-        query = query.where(Note.id < before)
-    rows = list(db.session.execute(query.order_by(Note.id.desc()).limit(size + 1), params))
+        query = query.where(_notes.id < before)
+    rows = list(db.session.execute(query.order_by(_notes.id.desc()).limit(size + 1), params))
     notes = list(rows[:size])
     newer = notes[0].id if before is not None and notes else None
     return NotePage(notes, newer, notes[-1].id if len(rows) > size else None)

@@ -53,8 +53,11 @@ class SessionUser(UserMixin):
 
 
 # Built once: this query runs on every logged-in request.
-SESSION_USER = select(User.id, User.email, User.first_name, User.session_token).where(
-    User.id == bindparam("user_id")
+# Table columns, not ORM attributes: the session then runs it as plain Core, skipping the
+# ORM's statement compilation on every request (this runs on every logged-in page).
+_users = User.__table__.c
+SESSION_USER = select(_users.id, _users.email, _users.first_name, _users.session_token).where(
+    _users.id == bindparam("user_id")
 )
 
 
