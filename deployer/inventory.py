@@ -98,31 +98,40 @@ class Resource:
 # -- the leak audit: everything still tagged for this app and environment -----------------
 
 
-def leftovers(aws: Aws, owner: Owner) -> list[Resource]:
-    """Every resource that still carries our tags and still exists.
+def leftovers(aws: Aws, owner: Owner, only_run: bool = False) -> list[Resource]:
+    """Every resource that still carries our tags and still exists; with `only_run`, only
+    those created by this run (tagged with its run id).
 
     The tagging API misses some types (ECR repositories, RDS subnet groups, IAM roles) and
     returns recently deleted ones, so each hit is confirmed by the service's own describe call
     and the missing types are listed by their own APIs.
     """
-    found = [r for r in (_confirm(aws, arn) for arn in _tagged_arns(aws, owner)) if r]
-    found += _subnet_groups(aws, owner) + _repositories(aws, owner)
+    run_id = owner.run_id if only_run else None
+    found = [r for r in (_confirm(aws, arn) for arn in _tagged_arns(aws, owner, run_id)) if r]
+    found += _subnet_groups(aws, owner, run_id) + _repositories(aws, owner, run_id)
     return sorted(set(found), key=lambda r: (r.component, r.type, r.id))
 
 
-def _tagged_arns(aws: Aws, owner: Owner) -> list[tuple[str, dict[str, str]]]:
+def _tagged_arns(aws: Aws, owner: Owner, run_id: str | None) -> list[tuple[str, dict[str, str]]]:
+    filters = [
+        {"Key": APP, "Values": [owner.app]},
+        {"Key": ENV, "Values": [owner.env]},
+        {"Key": MANAGED_BY, "Values": [MANAGER]},
+    ]
+    if run_id:
+        filters.append({"Key": RUN, "Values": [run_id]})
     items = paginate(
         aws,
         "resourcegroupstaggingapi",
         "get_resources",
         "ResourceTagMappingList",
-        TagFilters=[
-            {"Key": APP, "Values": [owner.app]},
-            {"Key": ENV, "Values": [owner.env]},
-            {"Key": MANAGED_BY, "Values": [MANAGER]},
-        ],
+        TagFilters=filters,
     )
     return [(item["ResourceARN"], tags_as_dict(item.get("Tags"))) for item in items]
+
+
+def _ours(owner: Owner, tags: Iterable[Mapping[str, str]] | None, run_id: str | None) -> bool:
+    return owner.owns(tags) and (run_id is None or tags_as_dict(tags).get(RUN) == run_id)
 
 
 def _confirm(aws: Aws, hit: tuple[str, dict[str, str]]) -> Resource | None:
@@ -237,11 +246,11 @@ CONFIRMERS: dict[tuple[str, str], Callable[[Aws, str, str], str | None]] = {
 }
 
 
-def _subnet_groups(aws: Aws, owner: Owner) -> list[Resource]:
+def _subnet_groups(aws: Aws, owner: Owner, run_id: str | None) -> list[Resource]:
     found = []
     for group in paginate(aws, "rds", "describe_db_subnet_groups", "DBSubnetGroups"):
         tags = call(aws, "rds", "list_tags_for_resource", ResourceName=group["DBSubnetGroupArn"])
-        if owner.owns(tags.get("TagList")):
+        if _ours(owner, tags.get("TagList"), run_id):
             found.append(
                 Resource(
                     "database",
@@ -253,10 +262,10 @@ def _subnet_groups(aws: Aws, owner: Owner) -> list[Resource]:
     return found
 
 
-def _repositories(aws: Aws, owner: Owner) -> list[Resource]:
+def _repositories(aws: Aws, owner: Owner, run_id: str | None) -> list[Resource]:
     found = []
     for repo in paginate(aws, "ecr", "describe_repositories", "repositories"):
         tags = call(aws, "ecr", "list_tags_for_resource", resourceArn=repo["repositoryArn"])
-        if owner.owns(tags.get("tags")):
+        if _ours(owner, tags.get("tags"), run_id):
             found.append(Resource("registry", "ecr:repository", repo["repositoryName"], "exists"))
     return found

@@ -276,6 +276,8 @@ def up(
         done = [entry.description for entry in run.journal.entries]
         run.cancel.clear()  # the rollback itself must not be cancelled
         report = run.journal.rollback(events.undoing) if rollback else None
+        if report is not None:
+            report.failed += _unjournaled(run)
         raise UpFailed(_as_deploy_error(failed.error), failed.step, report, done) from failed.error
     finally:
         lock.release()
@@ -287,6 +289,22 @@ def up(
         critical_path(steps, timings),
         planned,
     )
+
+
+def _unjournaled(run: Run) -> list[tuple[str, str]]:
+    """What still carries this run's id after its rollback: AWS applied a create whose answer
+    never came back (a dropped connection), so the journal never knew of it. Said, not hidden."""
+    try:
+        stray = inventory.leftovers(run.aws, run.owner, only_run=True)
+    except DeployError as error:
+        return [("the check for resources this run made", error.message)]
+    return [
+        (f"{r.type} {r.id}", "made by this run but its answer was lost; `down` removes it")
+        for r in stray
+        # The lock is released by the caller; automated DB backups ("rds:..." snapshots) copy
+        # the instance's tags and go with it.
+        if r.component != "lock" and not r.id.startswith("rds:")
+    ]
 
 
 def status(run: Run, steps: list[Step] | None = None) -> list[Resource]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import subprocess
 import sys
@@ -103,6 +104,9 @@ def cli(aws_env: dict[str, str]):  # type: ignore[no-untyped-def]
     return run
 
 
+_run_numbers = itertools.count(1)
+
+
 @functools.cache
 def _models() -> Any:
     """One botocore session for every test run: service models are loaded once."""
@@ -114,10 +118,12 @@ def _models() -> Any:
 def make_run(
     env: str = "staging",
     hooks: EventHooks | None = None,
-    run_id: str = "test-run",
+    run_id: str | None = None,
     max_attempts: int = 2,
 ) -> Run:
+    """A run as the CLI makes one; each gets its own run id, as each real run does."""
     config = load(ROOT / "deploy.toml", env)
+    run_id = run_id or f"test-run-{next(_run_numbers)}"
     aws = Aws(region=REGION, hooks=hooks, max_attempts=max_attempts, botocore_session=_models())
     return Run(
         aws=aws,

@@ -94,13 +94,13 @@ def test_down_keeps_a_final_snapshot_when_the_policy_says_so(
         .replace("final_snapshot = false", "final_snapshot = true")
     )
     (tmp_path / "deploy.toml").write_text(text)
-    run = make_run()
+    run = make_run(run_id="keeper")
     run.config = load(tmp_path / "deploy.toml", "staging")
     pipeline.up(run, QuietEvents())
     pipeline.down(run, QuietEvents())
     rds = boto3.client("rds", region_name=REGION)
     snapshots = rds.describe_db_snapshots(SnapshotType="manual")["DBSnapshots"]
-    assert [s["DBSnapshotIdentifier"] for s in snapshots] == ["nnote-staging-final-test-run"]
+    assert [s["DBSnapshotIdentifier"] for s in snapshots] == ["nnote-staging-final-keeper"]
 
 
 def test_down_refuses_a_protected_database(aws_env: dict[str, str]) -> None:

@@ -91,3 +91,28 @@ def test_ctrl_c_during_up_rolls_back_what_the_run_made(aws_env: dict[str, str]) 
     assert "created DB instance nnote-staging" in failed.value.rollback.undone
     assert snapshot() == before
     assert inventory.leftovers(run.aws, run.owner) == []
+
+
+@pytest.mark.parametrize("operation", ["CreateVpc", "CreateDBInstance", "CreateRepository"])
+def test_a_create_whose_answer_was_lost_is_reported_not_hidden(
+    aws_env: dict[str, str], operation: str
+) -> None:
+    """AWS applied the create, then the connection dropped before the answer: the journal
+    never knew of it, so the rollback's audit by run id names it, and `down` removes it."""
+    from botocore.exceptions import ConnectionClosedError
+
+    def lose_the_answer(model: object, **_: object) -> None:
+        raise ConnectionClosedError(endpoint_url="http://127.0.0.1/lost")
+
+    bystanders()
+    before = snapshot()
+    run = make_run(hooks=[(f"after-call.*.{operation}", lose_the_answer)], run_id="lossy")
+    with pytest.raises(pipeline.UpFailed) as failed:
+        pipeline.up(run, QuietEvents())
+    assert failed.value.rollback is not None
+    stray = [entry for entry, why in failed.value.rollback.failed if "answer was lost" in why]
+    assert len(stray) == 1, failed.value.rollback.failed
+    assert "could not undo 1" in failed.value.message
+    assert "nnote-deploy down" in failed.value.hint
+    pipeline.down(make_run(run_id="cleanup"), QuietEvents())
+    assert snapshot() == before
