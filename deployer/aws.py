@@ -57,6 +57,10 @@ class CallLog:
 class Aws:
     """Clients for one account and region, all sharing retry settings and the call log."""
 
+    # Creating clients is not thread-safe, even from different boto3 sessions that share one
+    # botocore session: one lock for all.
+    _lock = threading.Lock()
+
     def __init__(
         self,
         region: str | None = None,
@@ -95,10 +99,6 @@ class Aws:
         self.hooks = hooks or []
         self.log = CallLog()
         self._clients: dict[str, Any] = {}
-
-    # Creating clients is not thread-safe, even from different boto3 sessions that share one
-    # botocore session: one lock for all.
-    _lock = threading.Lock()
 
     def client(self, service: str) -> Any:
         with self._lock:

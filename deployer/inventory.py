@@ -139,6 +139,8 @@ def _confirm(aws: Aws, hit: tuple[str, dict[str, str]]) -> Resource | None:
     parts = arn.split(":", 5)
     service, tail = parts[2], parts[5]
     kind, _, ident = tail.replace(":", "/", 1).partition("/")
+    if (service, kind) == ("rds", "snapshot") and ident.startswith("rds:"):
+        return None  # an automated backup copies the instance's tags and goes with it
     confirm = CONFIRMERS.get((service, kind))
     state = confirm(aws, ident, arn) if confirm else "unknown"
     if state is None:

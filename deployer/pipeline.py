@@ -301,9 +301,7 @@ def _unjournaled(run: Run) -> list[tuple[str, str]]:
     return [
         (f"{r.type} {r.id}", "made by this run but its answer was lost; `down` removes it")
         for r in stray
-        # The lock is released by the caller; automated DB backups ("rds:..." snapshots) copy
-        # the instance's tags and go with it.
-        if r.component != "lock" and not r.id.startswith("rds:")
+        if r.component != "lock"  # released by the caller
     ]
 
 

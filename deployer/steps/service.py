@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from deployer.aws import AwsError, absent, call, retry_while
+from deployer.config import AutoscalingSettings
 from deployer.errors import DeployError
 from deployer.inventory import Resource
 from deployer.steps.base import Change, Observed, Outputs, Run, Step, undo_ignoring
@@ -163,12 +164,8 @@ class ServiceStep(Step):
             )
         if observed["policy"] is None:
             changes.append(Change(COMPONENT, "update", "iam:role-policy", SECRETS_POLICY))
-        wanted_scaling, scaling = run.config.settings.service.autoscaling, observed.get("scaling")
-        if wanted_scaling and (
-            not scaling
-            or (scaling["MinCapacity"], scaling["MaxCapacity"])
-            != (wanted_scaling.min_tasks, wanted_scaling.max_tasks)
-        ):
+        wanted_scaling = run.config.settings.service.autoscaling
+        if wanted_scaling and not _scaling_matches(wanted_scaling, observed.get("scaling")):
             changes.append(
                 Change(
                     COMPONENT,
@@ -432,12 +429,7 @@ class ServiceStep(Step):
 
     def _converge_autoscaling(self, run: Run, current: dict[str, Any] | None) -> None:
         wanted = run.config.settings.service.autoscaling
-        if wanted is None:
-            return
-        if current and (current["MinCapacity"], current["MaxCapacity"]) == (
-            wanted.min_tasks,
-            wanted.max_tasks,
-        ):
+        if wanted is None or _scaling_matches(wanted, current):
             return
         target = self._scaling_target(run)
         call(
@@ -557,6 +549,13 @@ class ServiceStep(Step):
         arns = call(run.aws, "ecs", "list_task_definitions", familyPrefix=family, status="ACTIVE")
         for arn in arns.get("taskDefinitionArns", []):
             _ecs(run, "deregister_task_definition", taskDefinition=arn)
+
+
+def _scaling_matches(wanted: AutoscalingSettings, current: dict[str, Any] | None) -> bool:
+    return current is not None and (current["MinCapacity"], current["MaxCapacity"]) == (
+        wanted.min_tasks,
+        wanted.max_tasks,
+    )
 
 
 def task_definition(run: Run, image: str, database: Outputs, runtime: Outputs) -> dict[str, Any]:

@@ -84,11 +84,7 @@ def forget_service_linked_role() -> None:
 def owned_now() -> list[tuple[str, str]]:
     """What the tag audit finds, by kind: a deployed env must always show the same list."""
     run = make_run()
-    return sorted(
-        (r.component, r.type)
-        for r in inventory.leftovers(run.aws, run.owner)
-        if not r.id.startswith("rds:")  # automated backups: they come and go with the instance
-    )
+    return sorted((r.component, r.type) for r in inventory.leftovers(run.aws, run.owner))
 
 
 def _starting_state(command: str, endpoint: str) -> dict[str, list[str]]:

@@ -42,6 +42,14 @@ cidrs = st.one_of(
 names = st.text(st.characters(exclude_categories=("Cs",)), min_size=0, max_size=40)
 
 
+# The same examples on every run, so CI stays deterministic; tmp_path is reused on purpose.
+FUZZ = settings(
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+
+
 def leaves(tree: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     found: list[tuple[str, ...]] = []
     for key, value in tree.items():
@@ -128,24 +136,14 @@ edits = st.one_of(
 )
 
 
-@settings(
-    max_examples=300,
-    deadline=None,
-    derandomize=True,  # the same examples on every run: CI stays deterministic
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+@settings(FUZZ, max_examples=300)
 @given(edit=edits)
 def test_any_edit_loads_or_names_the_field(tmp_path: Path, edit: tuple[Any, ...]) -> None:
     path, value, delete = edit
     loads_or_names(tmp_path, edited(path, value, delete), path[-1])
 
 
-@settings(
-    max_examples=100,
-    deadline=None,
-    derandomize=True,  # the same examples on every run: CI stays deterministic
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+@settings(FUZZ, max_examples=100)
 @given(
     where=st.sampled_from(tables(GOOD)),
     key=st.from_regex(r"[a-z_]{1,12}", fullmatch=True),
@@ -168,12 +166,7 @@ def leaves_equal(where: tuple[str, ...], key: str) -> bool:
     return key in node or (where[:1] == ("env",) and len(where) <= 2) or where == ("env",)
 
 
-@settings(
-    max_examples=6,
-    deadline=None,
-    derandomize=True,  # the same examples on every run: CI stays deterministic
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+@settings(FUZZ, max_examples=6)
 @given(edit=edits)
 def test_cli_rejects_a_fuzzed_config_with_one_clear_error(
     tmp_path: Path, edit: tuple[Any, ...]

@@ -32,10 +32,14 @@ def reset(aws_env: dict[str, str]) -> None:
     requests.post(f"{aws_env['AWS_ENDPOINT_URL']}/moto-api/reset", timeout=10)
 
 
-def up_process(aws_env: dict[str, str]) -> subprocess.Popen[str]:
+def up_process(
+    aws_env: dict[str, str], *args: str, env: dict[str, str] = LEASE
+) -> subprocess.Popen[str]:
+    """`up --yes` as a real process; by default with a short lock lease, so that the next
+    run can take over the lock of one that was killed."""
     return subprocess.Popen(
-        cli_command("up", "--yes"),
-        env=cli_env(aws_env, LEASE),
+        cli_command("up", "--yes", *args),
+        env=cli_env(aws_env, env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -115,20 +119,13 @@ def test_kill_9_at_random_points_then_up_resumes_and_down_cleans(  # type: ignor
 @pytest.mark.parametrize("wait", [False, True])
 def test_two_ups_at_once_one_proceeds(aws_env: dict[str, str], cli, wait: bool) -> None:  # type: ignore[no-untyped-def]
     """The first `up` is frozen (SIGSTOP) while it holds the lock, so the two surely overlap."""
-    first = up_process(aws_env)
+    first = up_process(aws_env, env={})  # the default lease: frozen is not dead
     assert first.stdout is not None
     while "started" not in first.stdout.readline():  # steps run only under the lock
         pass
     first.send_signal(signal.SIGSTOP)
     try:
-        second = subprocess.Popen(
-            cli_command("up", "--yes", *(["--lock-wait", "120"] if wait else [])),
-            env=cli_env(aws_env),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            text=True,
-        )
+        second = up_process(aws_env, *(["--lock-wait", "120"] if wait else []), env={})
         if wait:
             time.sleep(3)  # the second is waiting on the lock by now
         else:
