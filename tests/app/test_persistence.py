@@ -65,3 +65,19 @@ def test_deleting_account_deletes_only_its_notes(user: AuthActions, app: Flask) 
     with app.app_context():
         assert list(db.session.scalars(select(Note.body))) == ["ann's"]
         assert list(db.session.scalars(select(User.email))) == ["ann@example.com"]
+
+
+def test_every_request_gives_its_connections_back(user: AuthActions, app: Flask) -> None:
+    """Pages read through one request-held connection besides the ORM session's: both must go
+    back to the pool when the request ends, or a worker runs out of connections."""
+    with app.app_context():
+        pool = db.engine.pool
+        checked_out_before = pool.checkedout()
+    client = user.client
+    for number in range(3 * pool.size()):
+        user.add_note(f"note {number}")
+        assert client.get("/").status_code == 200
+        assert client.get("/?q=note").status_code == 200
+    with app.app_context():
+        assert pool.checkedout() == checked_out_before == 0
+    assert len(note_bodies(client.get("/").get_data(as_text=True))) == 5

@@ -60,6 +60,49 @@ def test_every_page_sends_security_headers(user: AuthActions, client: FlaskClien
         assert headers["Referrer-Policy"] == "same-origin"
 
 
+def test_security_headers_come_once_and_a_view_s_own_is_kept(app: Flask) -> None:
+    @app.get("/framable")
+    def framable() -> tuple[str, int, dict[str, str]]:
+        return "ok", 200, {"X-Frame-Options": "SAMEORIGIN"}
+
+    user = AuthActions(app.test_client())
+    user.signup()
+    own = user.client.get("/framable").headers
+    assert own.getlist("X-Frame-Options") == ["SAMEORIGIN"]
+    assert own.getlist("X-Content-Type-Options") == ["nosniff"]
+    home = user.client.get("/").headers
+    for name in ("Content-Security-Policy", "X-Frame-Options", "Referrer-Policy"):
+        assert len(home.getlist(name)) == 1, name
+
+
+def test_each_session_has_its_own_csrf_token(user: AuthActions, app: Flask) -> None:
+    """The signed token is kept per session: the same on each page of a session, another
+    session's token is refused."""
+    bob = AuthActions(app.test_client())
+    bob.signup(email="bob@example.com", first_name="Bob")
+    ann_token, bob_token = user.token("/"), bob.token("/")
+    assert ann_token == user.token("/account/") and bob_token == bob.token("/")
+    assert ann_token != bob_token
+    forged = bob.client.post("/notes", data={"csrf_token": ann_token, "body": "forged"})
+    assert forged.status_code == 400
+    for actions, token in ((user, ann_token), (bob, bob_token)):
+        added = actions.client.post("/notes", data={"csrf_token": token, "body": "mine"})
+        assert added.status_code == 302
+
+
+def test_a_new_secret_key_ends_sessions_unless_the_old_one_is_a_fallback(
+    user: AuthActions, client: FlaskClient, app: Flask
+) -> None:
+    cookie = client.get_cookie("session")
+    assert cookie is not None
+    old_key = app.config["SECRET_KEY"]
+    app.config.update(SECRET_KEY="rotated-secret-key", SECRET_KEY_FALLBACKS=[old_key])
+    assert client.get("/").status_code == 200, "the old key is still trusted"
+    app.config["SECRET_KEY_FALLBACKS"] = []
+    client.set_cookie("session", cookie.value)
+    assert client.get("/").status_code == 302, "signed with a key no longer trusted"
+
+
 def test_pages_have_no_inline_script_or_style(user: AuthActions, client: FlaskClient) -> None:
     for path in ("/", "/account/", "/missing"):
         html = client.get(path).get_data(as_text=True)
