@@ -114,7 +114,9 @@ class ImageStep(Step):
     def apply(self, run: Run, inputs: dict[str, Outputs]) -> Outputs:
         if self.prebuilt:
             return {"uri": self.prebuilt, "digest": self.prebuilt.partition("@")[2] or None}
-        observed = self.observe(run)
+        # What this run's plan saw (under the lock; a run that waited for it re-plans): looking
+        # again would cost another ECR token and registry lookup on every converged `up`.
+        observed = run.observed.get(COMPONENT) or self.observe(run)
         repository, version = observed["repository"], observed["version"]
         digest = observed["digest"]
         if digest is None:
