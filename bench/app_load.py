@@ -89,10 +89,13 @@ class RssSampler(threading.Thread):
             except psutil.Error:
                 pass
 
-    def stop(self) -> int:
+    def __enter__(self) -> RssSampler:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
         self.stopping.set()
         self.join()
-        return self.peak
 
 
 @dataclass
@@ -181,20 +184,19 @@ def main() -> None:
     database = folder / "bench.sqlite"
     server = Gunicorn(f"sqlite:///{database}", workers=2)
     server.start(folder / "gunicorn.log")
+    pid = server.process.pid  # type: ignore[union-attr]
     try:
-        signup_sampler = RssSampler(server.process.pid)  # type: ignore[union-attr]
-        signup_sampler.start()
-        # Three users, so that the writer's new notes never change what the readers' pages hold.
-        light, heavy, writer = (sign_up(server.url, f"{n}@example.com") for n in "lhw")
         # Sign-up hashes a password with scrypt (32 MB for ~70 ms, by design): reported apart.
-        signup_peak = signup_sampler.stop()
+        with RssSampler(pid) as signup:
+            # Three users, so the writer's new notes never change what the readers' pages hold.
+            light, heavy, writer = (sign_up(server.url, f"{n}@example.com") for n in "lhw")
         fill_notes(database, light.email, 200)
         fill_notes(database, heavy.email, 5000)
         loads = cases(server.url, args.seconds, folder, light, heavy, writer)
-        samples, peaks = interleaved(server, loads, args.runs)
+        samples, peaks = interleaved(pid, loads, args.runs)
     finally:
         server.stop()
-    report({name: median_result(runs) for name, runs in samples.items()}, peaks, signup_peak, args)
+    report({name: median_result(runs) for name, runs in samples.items()}, peaks, signup.peak, args)
 
 
 def cases(
@@ -212,22 +214,19 @@ def cases(
 
 
 def interleaved(
-    server: Gunicorn, loads: dict[str, Callable[[], Result]], runs: int
+    pid: int, loads: dict[str, Callable[[], Result]], runs: int
 ) -> tuple[dict[str, list[Result]], dict[str, int]]:
     """Each run loads every case once, every other run in reverse order, so a slow spell of
     a shared machine hits all cases alike instead of all runs of one case; returns each
-    case's results and peak RSS."""
+    case's results and the peak RSS of the server's process tree (`pid`)."""
     samples: dict[str, list[Result]] = {name: [] for name in loads}
     peaks = dict.fromkeys(loads, 0)
     for run in range(runs):
         order = list(loads.items())
         for name, load in order if run % 2 == 0 else reversed(order):
-            sampler = RssSampler(server.process.pid)  # type: ignore[union-attr]
-            sampler.start()
-            try:
+            with RssSampler(pid) as sampler:
                 samples[name].append(load())
-            finally:
-                peaks[name] = max(peaks[name], sampler.stop())
+            peaks[name] = max(peaks[name], sampler.peak)
     return samples, peaks
 
 

@@ -118,8 +118,10 @@ def csrf_token() -> str:
 
 
 @lru_cache(maxsize=4096)
-def _signed_csrf_token(secret: str | bytes, raw_token: str) -> str:
-    signed: str = URLSafeTimedSerializer(secret, salt="wtf-csrf-token").dumps(raw_token)
+def _signed_csrf_token(_secret: str | bytes, _raw_token: str) -> str:
+    """Flask-WTF's own signing of the current session's token; the arguments are the key
+    under which it is kept (they are what generate_csrf signs with)."""
+    signed: str = generate_csrf()
     return signed
 
 
