@@ -159,6 +159,9 @@ class Renderer:
             self.line(f"{title}: none")
             return
         if self.plain:
+            # The title says what the rows are: without it a CI log of `down` lists what it
+            # just deleted with its last state ("available"), as if it were still there.
+            self.line(f"{title} ({len(resources)}):")
             for r in resources:
                 self.line(f"{r.component}\t{r.type}\t{r.id}\t{r.state}")
             return

@@ -18,6 +18,16 @@ def calls(text: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
+def listed_under(heading: str, text: str) -> list[str]:
+    """The resource rows a plain (non-TTY) run prints under a heading such as "deleted"."""
+    match = re.search(rf"{re.escape(heading)} \((\d+)\):\n((?:.*\n)*)", text)
+    assert match, text
+    rows = match.group(2).splitlines()[: int(match.group(1))]
+    # Each row: time, component, type (service:kind), id, state.
+    assert all(re.search(r"\s[a-z0-9-]+:[a-z-]+\s", row) for row in rows), rows
+    return rows
+
+
 def owned(cli) -> list[dict[str, str]]:  # type: ignore[no-untyped-def]
     result = cli("status", "--json")
     assert result.code == 0, result.text
@@ -132,7 +142,9 @@ def test_down_leaves_nothing_and_spares_others(cli) -> None:  # type: ignore[no-
         TagSpecifications=Owner("nnote", "prod", "x").tag_specifications("vpc", "network", "other"),
     )["Vpc"]["VpcId"]
     untagged = ec2.create_vpc(CidrBlock="10.40.0.0/16")["Vpc"]["VpcId"]
-    assert cli("up", "--yes").code == 0
+    up = cli("up", "--yes")
+    assert up.code == 0
+    vpc = next(r["id"] for r in owned(cli) if r["type"] == "ec2:vpc")
 
     refused = cli("down")
     assert refused.code == 1 and "not confirmed" in refused.text
@@ -140,6 +152,8 @@ def test_down_leaves_nothing_and_spares_others(cli) -> None:  # type: ignore[no-
     down = cli("down", "--yes")
     assert down.code == 0, down.text
     assert "leak audit: nothing left" in down.text
+    # A CI log says what the rows are: these were deleted, whatever state they were last in.
+    assert any(vpc in row for row in listed_under("deleted", down.out))
     assert owned(cli) == []
     remaining = {v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"]}
     assert {other_env, untagged} <= remaining
@@ -157,7 +171,8 @@ def test_leak_audit_fails_down_when_something_survives(cli) -> None:  # type: ig
     )
     down = cli("down", "--yes")
     assert down.code == 5
-    assert stray["GroupId"] in down.text and "left behind" in down.text
+    leftovers = listed_under("LEAK AUDIT: still tagged and existing", down.out)
+    assert [row for row in leftovers if stray["GroupId"] in row] and "left behind" in down.text
 
 
 def hold_lock(run: str, expires: float) -> None:
