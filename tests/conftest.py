@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,17 @@ CSRF_FIELD = re.compile(
     r'name="csrf_token" type="hidden" value="([^"]+)"|'
     r'name="csrf_token" value="([^"]+)"'
 )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Give Ctrl-C its default meaning even when the suite was started with SIGINT ignored.
+
+    A shell without job control starts `cmd &` with SIGINT ignored, and Python then installs
+    no KeyboardInterrupt handler; the ignore is also inherited by every CLI process the tests
+    start. The interruption tests send SIGINT and would see it do nothing. The CLI itself
+    rightly keeps an ignore it inherits (that is what the user asked for)."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def csrf_token_in(html: str) -> str:
