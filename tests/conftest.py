@@ -20,7 +20,7 @@ CSRF_FIELD = re.compile(
 )
 
 
-def pytest_configure(config: pytest.Config) -> None:
+def pytest_configure() -> None:
     """Give Ctrl-C its default meaning even when the suite was started with SIGINT ignored.
 
     A shell without job control starts `cmd &` with SIGINT ignored, and Python then installs

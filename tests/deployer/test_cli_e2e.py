@@ -142,8 +142,7 @@ def test_down_leaves_nothing_and_spares_others(cli) -> None:  # type: ignore[no-
         TagSpecifications=Owner("nnote", "prod", "x").tag_specifications("vpc", "network", "other"),
     )["Vpc"]["VpcId"]
     untagged = ec2.create_vpc(CidrBlock="10.40.0.0/16")["Vpc"]["VpcId"]
-    up = cli("up", "--yes")
-    assert up.code == 0
+    assert cli("up", "--yes").code == 0
     vpc = next(r["id"] for r in owned(cli) if r["type"] == "ec2:vpc")
 
     refused = cli("down")
@@ -172,7 +171,7 @@ def test_leak_audit_fails_down_when_something_survives(cli) -> None:  # type: ig
     down = cli("down", "--yes")
     assert down.code == 5
     leftovers = listed_under("LEAK AUDIT: still tagged and existing", down.out)
-    assert [row for row in leftovers if stray["GroupId"] in row] and "left behind" in down.text
+    assert any(stray["GroupId"] in row for row in leftovers) and "left behind" in down.text
 
 
 def hold_lock(run: str, expires: float) -> None:
