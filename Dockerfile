@@ -4,13 +4,14 @@
 ARG BASE_IMAGE=python:3.12-slim
 
 FROM ${BASE_IMAGE} AS build
-# Extra pip arguments, e.g. "--no-index --find-links /src/wheels" for an offline build.
+# Extra pip arguments. An offline build installs from wheels served on the build machine,
+# built on its network (`docker build --network host`): e.g.
+# "--no-index --find-links http://127.0.0.1:8000/ --trusted-host 127.0.0.1".
 # Not a secret: never put credentials here, build arguments stay in the image history.
 ARG PIP_INSTALL_ARGS=""
 WORKDIR /src
 RUN python3 -m venv /venv
 COPY requirements.txt ./
-COPY wheel[s] ./wheels/
 RUN /venv/bin/pip install --no-cache-dir --disable-pip-version-check --require-hashes \
         ${PIP_INSTALL_ARGS} -r requirements.txt
 

@@ -25,6 +25,9 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# The emulator as the tests see it: AWS's rules that moto skips, and the IAM policy.
+from tests.support.realism import RealisticMotoServer, bootstrap_account  # noqa: E402
+
 RDS_SECONDS, ECS_SECONDS, BUILD_SECONDS = 300.0, 60.0, 150.0
 IMAGE = "127.0.0.1:5000/nnote-staging@sha256:" + "0" * 64
 
@@ -89,6 +92,7 @@ def one_run(endpoint: str, scale: float) -> tuple[float, float, float, float]:
             return super().apply(run, inputs)
 
     requests.post(f"{endpoint}/moto-api/reset", timeout=10)
+    bootstrap_account(endpoint)  # as `nnote-deploy bootstrap` leaves an account
     config = load(ROOT / "deploy.toml", "staging")
     run = Run(
         aws=Aws(region="eu-west-1", hooks=Latencies(scale).hooks()),
@@ -117,12 +121,8 @@ def main() -> None:
         AWS_SECRET_ACCESS_KEY="bench",
     )
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    os.environ["AWS_ENDPOINT_URL"] = f"http://{host}:{port}"
+    server = RealisticMotoServer()
+    os.environ["AWS_ENDPOINT_URL"] = server.start()
     try:
         results = [one_run(os.environ["AWS_ENDPOINT_URL"], args.scale) for _ in range(args.runs)]
     finally:

@@ -99,6 +99,7 @@ class Aws:
         self.hooks = hooks or []
         self.log = CallLog()
         self._clients: dict[str, Any] = {}
+        self._identity: dict[str, str] | None = None
 
     def client(self, service: str) -> Any:
         with self._lock:
@@ -118,9 +119,12 @@ class Aws:
         self.log.record(model.service_model.service_name, model.name)
 
     def identity(self) -> dict[str, str]:
-        with translated("sts", "GetCallerIdentity"):
-            answer = self.client("sts").get_caller_identity()
-        return {"account": answer["Account"], "arn": answer["Arn"]}
+        """Who the credentials are (asked once: every command starts with it)."""
+        if self._identity is None:
+            with translated("sts", "GetCallerIdentity"):
+                answer = self.client("sts").get_caller_identity()
+            self._identity = {"account": answer["Account"], "arn": answer["Arn"]}
+        return self._identity
 
 
 def error_code(error: botocore.exceptions.ClientError) -> str:

@@ -47,7 +47,7 @@ ImageOpt = Annotated[
 @contextmanager
 def reported(renderer: Renderer, verbose: bool, detailed: bool = False) -> Iterator[None]:
     """Render any error once, as message + hint, and exit with its code."""
-    from deployer.errors import ConfigError, DeployError, ExitCode
+    from deployer.errors import DeployError, ExitCode
 
     try:
         yield
@@ -56,7 +56,7 @@ def reported(renderer: Renderer, verbose: bool, detailed: bool = False) -> Itera
     except DeployError as error:
         if verbose:
             renderer.console.print(traceback.format_exc(), markup=False)
-        details = error.problems if isinstance(error, ConfigError) else _rollback_details(error)
+        details = getattr(error, "problems", None) or _rollback_details(error)
         renderer.error(error.message, error.hint, details, error.request_id if verbose else None)
         raise typer.Exit(ExitCode.ERROR if detailed else error.exit_code) from None
     except KeyboardInterrupt:
@@ -134,7 +134,7 @@ def up(
     ] = False,
 ) -> None:
     """Create or converge the environment. A second run changes nothing."""
-    from deployer import pipeline
+    from deployer import pipeline, preflight
     from deployer.errors import DeployError
 
     renderer = _renderer()
@@ -143,6 +143,7 @@ def up(
         steps = pipeline.deploy_steps(config.resolve().parent, image)
         changes = pipeline.plan(run, steps)
         renderer.changes(changes)
+        preflight.for_changes(run, changes, preflight.image_step(steps))
         if changes and not yes and not _confirmed(lambda: typer.confirm("Apply these changes?")):
             renderer.error("not confirmed; nothing was changed", "answer y, or pass --yes (CI)")
             raise typer.Exit(1)
@@ -231,6 +232,34 @@ def plan(
 
 
 @app.command()
+def verify(
+    config: ConfigOpt = Path("deploy.toml"),
+    env: EnvOpt = "staging",
+    region: RegionOpt = None,
+    profile: ProfileOpt = None,
+    verbose: VerboseOpt = False,
+    image: ImageOpt = None,
+) -> None:
+    """Check the account before a first `up`: quotas, database, zones, Docker. Read-only."""
+    from deployer import pipeline, preflight
+
+    renderer = _renderer()
+    with reported(renderer, verbose):
+        run = _start(config, env, region, profile, renderer)
+        image_step = preflight.image_step(pipeline.deploy_steps(config.resolve().parent, image))
+        checks = preflight.run_all(run, image_step)
+        renderer.checks(checks)
+        renderer.calls(run.aws.log.total, run.aws.log.mutating)
+        failed = [c for c in checks if not c.ok]
+        if failed:
+            renderer.error(
+                f"{len(failed)} of {len(checks)} check(s) failed", "fix each as its line says"
+            )
+            raise typer.Exit(1)
+        renderer.line(f"verify: all {len(checks)} checks passed", "bold green")
+
+
+@app.command()
 def status(
     config: ConfigOpt = Path("deploy.toml"),
     env: EnvOpt = "staging",
@@ -289,6 +318,8 @@ def down(
         with renderer.progress():
             result = pipeline.down(run, renderer, lock_wait=lock_wait)
         renderer.resources(result.deleted, "deleted")
+        if result.kept:
+            renderer.resources(result.kept, "kept (db.final_snapshot)")
         renderer.calls(run.aws.log.total, run.aws.log.mutating)
         if result.leftovers:
             renderer.resources(result.leftovers, "LEAK AUDIT: still tagged and existing")
@@ -364,6 +395,64 @@ def unlock(
             return
         lock.force_release()
         renderer.line(f"broke the lock of run {holder.get('run')} ({holder.get('owner')})")
+
+
+@app.command()
+def bootstrap(
+    repo: Annotated[
+        str,
+        typer.Option(
+            "--repo",
+            help="The GitHub repository allowed to deploy: OWNER/REPO. Without it only the "
+            "permissions boundary of task roles is made (deploys from your own credentials).",
+        ),
+    ] = "",
+    config: ConfigOpt = Path("deploy.toml"),
+    envs: Annotated[
+        list[str] | None,
+        typer.Option("--env", "-e", help="A GitHub environment allowed (repeat); default: all."),
+    ] = None,
+    branches: Annotated[
+        list[str] | None,
+        typer.Option("--branch", help="A branch allowed without an environment (repeat)."),
+    ] = None,
+    role_name: Annotated[
+        str, typer.Option("--role-name", help="The deploy role's name; default APP-deploy.")
+    ] = "",
+    region: RegionOpt = None,
+    profile: ProfileOpt = None,
+    verbose: VerboseOpt = False,
+    delete: Annotated[
+        bool, typer.Option("--delete", help="Remove the deploy role and its policies.")
+    ] = False,
+) -> None:
+    """Once per account, as an administrator: task roles' boundary, GitHub's deploy role."""
+    from deployer import bootstrap as bootstrapping
+    from deployer.aws import Aws
+
+    renderer = _renderer()
+    with reported(renderer, verbose):
+        target, region_name = bootstrapping.target_from_config(
+            config, repo, envs or None, branches or (), role_name, region
+        )
+        aws = Aws(region=region_name, profile=profile)
+        identity = aws.identity()
+        renderer.header(identity["account"], aws.region, target.app, f"bootstrap {target.role}")
+        work = bootstrapping.remove if delete else bootstrapping.bootstrap
+        with renderer.progress():
+            result = work(aws, target, renderer)
+        for title in ("created", "updated", "unchanged", "deleted", "kept"):
+            for item in getattr(result, title):
+                renderer.line(f"{title}: {item}")
+        renderer.calls(aws.log.total, aws.log.mutating)
+        if result.role_arn and not delete:
+            renderer.line(
+                f"set the repository variables AWS_DEPLOY_ROLE_ARN={result.role_arn} and "
+                f"AWS_REGION={result.region}, e.g.:",
+                "bold green",
+            )
+            for command in result.gh_commands():
+                renderer.console.print(command, markup=False, highlight=False, soft_wrap=True)
 
 
 def main() -> Any:

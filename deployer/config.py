@@ -16,8 +16,26 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from deployer.errors import ConfigError
 
-NAME_PATTERN = r"^[a-z][a-z0-9-]{0,20}[a-z0-9]$"
+# Lowercase (ECR), a letter first and no "--" (RDS identifiers), no hyphen at the end (ELB).
+NAME_PATTERN = r"^[a-z](?:-?[a-z0-9])+$"
+NAME_RULE = "2-22 lowercase letters, digits and single hyphens, starting with a letter"
 REGION_PATTERN = r"^[a-z]{2}(-[a-z]+)+-\d$"
+# `APP-ENV` names the load balancer and the target group, which AWS caps at 32 characters.
+LONGEST_PREFIX = 32
+
+# https://docs.aws.amazon.com/AmazonECS/latest/developerguide/fargate-tasks-services.html
+FARGATE_MEMORY: dict[int, range] = {
+    256: range(512, 2049, 512),
+    512: range(1024, 4097, 1024),
+    1024: range(2048, 8193, 1024),
+    2048: range(4096, 16385, 1024),
+    4096: range(8192, 30721, 1024),
+    8192: range(16384, 61441, 4096),
+    16384: range(32768, 122881, 8192),
+}
+# RDS for MySQL 8.0 left standard support on 2026-07-31; creating it since then enrolls the
+# instance in paid Extended Support (about $0.10 per vCPU-hour on top of the instance).
+PAST_STANDARD_SUPPORT = {"8.0": "2026-07-31"}
 
 
 class Section(BaseModel):
@@ -62,7 +80,8 @@ def _network(cidr: str) -> ipaddress.IPv4Network:
 
 
 class DatabaseSettings(Section):
-    engine_version: str = Field("8.0", pattern=r"^8\.0(\.\d+)?$")
+    # A major version takes the region's default minor version when the instance is created.
+    engine_version: str = Field("8.4", pattern=r"^8\.(0|4)(\.\d+)?$")
     instance_class: str = Field("db.t4g.micro", pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")
     allocated_storage_gb: int = Field(20, ge=20, le=16384)
     backup_retention_days: int = Field(7, ge=0, le=35)
@@ -71,6 +90,19 @@ class DatabaseSettings(Section):
     final_snapshot: bool = False
     name: str = Field("nnote", pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
     username: str = Field("nnote", pattern=r"^[A-Za-z][A-Za-z0-9_]{0,15}$")
+    # Paid RDS Extended Support, needed for a major version past standard support.
+    extended_support: bool = False
+
+    @model_validator(mode="after")
+    def _supported_version(self) -> DatabaseSettings:
+        major = self.engine_version[:3]
+        if major in PAST_STANDARD_SUPPORT and not self.extended_support:
+            raise ValueError(
+                f"engine_version: MySQL {major} left RDS standard support on "
+                f"{PAST_STANDARD_SUPPORT[major]}; use 8.4, or set extended_support = true "
+                "to pay for RDS Extended Support"
+            )
+        return self
 
 
 class RegistrySettings(Section):
@@ -98,8 +130,8 @@ class AutoscalingSettings(Section):
 
 
 class ServiceSettings(Section):
-    cpu: Literal[256, 512, 1024, 2048, 4096] = 256
-    memory_mb: int = Field(512, ge=512, le=30720)
+    cpu: Literal[256, 512, 1024, 2048, 4096, 8192, 16384] = 256
+    memory_mb: int = Field(512, ge=512, le=122880)
     desired_count: int = Field(1, ge=0, le=100)
     container_port: int = Field(5000, ge=1024, le=65535)
     health_check_path: str = Field("/readyz", pattern=r"^/[\w./-]*$")
@@ -107,6 +139,17 @@ class ServiceSettings(Section):
     certificate_arn: str | None = None
     rollout_timeout_seconds: int = Field(900, ge=60, le=7200)
     autoscaling: AutoscalingSettings | None = None
+
+    @model_validator(mode="after")
+    def _fargate_size(self) -> ServiceSettings:
+        offered = FARGATE_MEMORY[self.cpu]
+        if self.memory_mb not in offered:
+            raise ValueError(
+                f"memory_mb: Fargate offers {self.cpu} CPU units with "
+                f"{offered.start}-{offered.stop - 1} MiB in steps of {offered.step}, "
+                f"not {self.memory_mb}"
+            )
+        return self
 
 
 class Settings(Section):
@@ -120,7 +163,7 @@ class Settings(Section):
 
 
 class FileSchema(Section):
-    app: str = Field(pattern=NAME_PATTERN)
+    app: str = Field(pattern=NAME_PATTERN, max_length=22)
     region: str = Field(pattern=REGION_PATTERN)
     defaults: dict[str, Any] = {}
     env: dict[str, dict[str, Any]]
@@ -174,9 +217,15 @@ def _validate_file(raw: dict[str, Any]) -> FileSchema:
         problems = _describe(error, prefix="")
         raise ConfigError(f"deploy.toml has {len(problems)} problem(s)", problems) from None
     bad_names = [
-        f"env.{name}: must match {NAME_PATTERN}"
+        f"env.{name}: must be {NAME_RULE}"
         for name in file.env
-        if not _matches(NAME_PATTERN, name)
+        if len(name) > 22 or not _matches(NAME_PATTERN, name)
+    ]
+    bad_names += [
+        f"env.{name}: {file.app}-{name} is {len(file.app) + 1 + len(name)} characters; AWS "
+        f"allows {LONGEST_PREFIX} for the load balancer and target group names it becomes"
+        for name in file.env
+        if len(file.app) + 1 + len(name) > LONGEST_PREFIX
     ]
     if bad_names:
         raise ConfigError(f"deploy.toml has {len(bad_names)} problem(s)", bad_names)

@@ -98,18 +98,32 @@ class Resource:
 # -- the leak audit: everything still tagged for this app and environment -----------------
 
 
+def role_names(prefix: str) -> dict[str, str]:
+    """The environment's IAM roles, by what they are for (the tagging API never lists roles)."""
+    return {"execution": f"{prefix}-execution", "task": f"{prefix}-task"}
+
+
 def leftovers(aws: Aws, owner: Owner, only_run: bool = False) -> list[Resource]:
     """Every resource that still carries our tags and still exists; with `only_run`, only
     those created by this run (tagged with its run id).
 
-    The tagging API misses some types (ECR repositories, RDS subnet groups, IAM roles) and
-    returns recently deleted ones, so each hit is confirmed by the service's own describe call
-    and the missing types are listed by their own APIs.
+    The tagging API lists recently deleted resources for a while, so each hit is confirmed
+    by the service's own describe call; it never lists IAM roles, and may not list a resource
+    made a moment ago, so our roles, repository and DB subnet group are also looked up by
+    their names. Only what is ours is read: other teams' resources are never asked about.
     """
     run_id = owner.run_id if only_run else None
-    found = [r for r in (_confirm(aws, arn) for arn in _tagged_arns(aws, owner, run_id)) if r]
-    found += _subnet_groups(aws, owner, run_id) + _repositories(aws, owner, run_id)
-    return sorted(set(found), key=lambda r: (r.component, r.type, r.id))
+    hits = _tagged_arns(aws, owner, run_id)
+    confirmers = {**CONFIRMERS, "ecs:task-definition": _task_definitions(aws, hits)}
+    found = [r for r in (_confirm(confirmers, aws, hit) for hit in hits) if r]
+    found += _named(aws, owner, run_id)
+    unique = {(r.type, r.id): r for r in found}
+    return sorted(unique.values(), key=lambda r: (r.component, r.type, r.id))
+
+
+def is_final_snapshot(resource: Resource, prefix: str) -> bool:
+    """A snapshot `down` took because the settings ask for one: kept, never a leak."""
+    return resource.type == "rds:snapshot" and resource.id.startswith(f"{prefix}-final-")
 
 
 def _tagged_arns(aws: Aws, owner: Owner, run_id: str | None) -> list[tuple[str, dict[str, str]]]:
@@ -134,18 +148,27 @@ def _ours(owner: Owner, tags: Iterable[Mapping[str, str]] | None, run_id: str | 
     return owner.owns(tags) and (run_id is None or tags_as_dict(tags).get(RUN) == run_id)
 
 
-def _confirm(aws: Aws, hit: tuple[str, dict[str, str]]) -> Resource | None:
-    arn, tags = hit
+def key_of(arn: str) -> tuple[str, str]:
+    """An ARN as the audit names it: ("service:kind", id), e.g. ("ecs:cluster", "nnote-staging")."""
     parts = arn.split(":", 5)
     service, tail = parts[2], parts[5]
     kind, _, ident = tail.replace(":", "/", 1).partition("/")
-    if (service, kind) == ("rds", "snapshot") and ident.startswith("rds:"):
+    return f"{service}:{kind}", ident or arn
+
+
+def _confirm(
+    confirmers: dict[str, Confirmer], aws: Aws, hit: tuple[str, dict[str, str]]
+) -> Resource | None:
+    arn, tags = hit
+    kind, ident = key_of(arn)
+    if kind == "rds:snapshot" and ident.startswith("rds:"):
         return None  # an automated backup copies the instance's tags and goes with it
-    confirm = CONFIRMERS.get((service, kind))
-    state = confirm(aws, ident, arn) if confirm else "unknown"
+    confirm = confirmers.get(kind)
+    # A type we never make but that carries our tags is reported, unconfirmed, to be safe.
+    state = confirm(aws, ident, arn) if confirm else "unknown type: check it by hand"
     if state is None:
         return None
-    return Resource(tags.get(COMPONENT, "?"), f"{service}:{kind}", ident or arn, state)
+    return Resource(tags.get(COMPONENT, "?"), kind, ident, state)
 
 
 def _ec2_state(operation: str, key: str, id_param: str) -> Callable[[Aws, str, str], str | None]:
@@ -167,16 +190,30 @@ MISSING_EC2 = (
 )
 
 
-def _rds_instance(aws: Aws, ident: str, _arn: str) -> str | None:
-    answer = absent(
-        aws,
-        "rds",
-        "describe_db_instances",
-        ("DBInstanceNotFound", "DBInstanceNotFoundFault"),
-        DBInstanceIdentifier=ident,
-    )
-    items = (answer or {}).get("DBInstances", [])
-    return items[0]["DBInstanceStatus"] if items else None
+def _described(
+    service: str,
+    operation: str,
+    missing: tuple[str, ...],
+    params: Callable[[str, str], dict[str, Any]],
+    state: Callable[[dict[str, Any]], str | None],
+) -> Callable[[Aws, str, str], str | None]:
+    """A confirmer: describe one resource by id or ARN; None when AWS says it is gone."""
+
+    def confirm(aws: Aws, ident: str, arn: str) -> str | None:
+        answer = absent(aws, service, operation, missing, **params(ident, arn))
+        return state(answer) if answer else None
+
+    return confirm
+
+
+def _first(key: str, field: str | None = None) -> Callable[[dict[str, Any]], str | None]:
+    def state(answer: dict[str, Any]) -> str | None:
+        items = answer.get(key) or []
+        if not items:
+            return None
+        return str(items[0].get(field, "exists")) if field else "exists"
+
+    return state
 
 
 def _secret(aws: Aws, _ident: str, arn: str) -> str | None:
@@ -194,80 +231,160 @@ def _log_group(aws: Aws, ident: str, _arn: str) -> str | None:
     return "exists" if any(g["logGroupName"] == name for g in groups) else None
 
 
-def _ecs(kind: str) -> Callable[[Aws, str, str], str | None]:
+def _ecs(kind: str) -> Confirmer:
     def confirm(aws: Aws, _ident: str, arn: str) -> str | None:
         if kind == "cluster":
             items = call(aws, "ecs", "describe_clusters", clusters=[arn]).get("clusters", [])
-        elif kind == "service":
+        else:
             cluster = arn.split("/")[-2]
             items = call(aws, "ecs", "describe_services", cluster=cluster, services=[arn]).get(
                 "services", []
             )
-        else:
-            items = call(aws, "ecs", "describe_task_definition", taskDefinition=arn).get(
-                "taskDefinition"
-            )
-            items = [items] if items else []
         states = [i.get("status", "ACTIVE") for i in items]
-        return states[0] if states and states[0] not in ("INACTIVE", "DELETE_IN_PROGRESS") else None
+        # A deleted service drains, a deleted cluster deprovisions, then both are INACTIVE.
+        gone = ("INACTIVE", "DRAINING", "DEPROVISIONING")
+        return states[0] if states and states[0] not in gone else None
 
     return confirm
 
 
-def _elb(aws: Aws, _ident: str, arn: str) -> str | None:
-    answer = absent(
-        aws, "elbv2", "describe_load_balancers", ("LoadBalancerNotFound",), LoadBalancerArns=[arn]
-    )
-    items = (answer or {}).get("LoadBalancers", [])
-    return items[0]["State"]["Code"] if items else None
+def _task_definitions(aws: Aws, hits: list[tuple[str, dict[str, str]]]) -> Confirmer:
+    """Deregistered revisions stay listed by the tagging API, INACTIVE, for good: one list of
+    each family's ACTIVE revisions confirms them all (after 100 deploys, one call, not 100)."""
+    families = {
+        arn.split(":task-definition/")[1].rsplit(":", 1)[0]
+        for arn, _ in hits
+        if ":task-definition/" in arn
+    }
+    active = {
+        arn
+        for family in families
+        for arn in paginate(
+            aws,
+            "ecs",
+            "list_task_definitions",
+            "taskDefinitionArns",
+            familyPrefix=family,
+            status="ACTIVE",
+        )
+    }
+    return lambda _aws, _ident, arn: "ACTIVE" if arn in active else None
 
 
-def _target_group(aws: Aws, _ident: str, arn: str) -> str | None:
-    answer = absent(
-        aws, "elbv2", "describe_target_groups", ("TargetGroupNotFound",), TargetGroupArns=[arn]
-    )
-    return "exists" if (answer or {}).get("TargetGroups") else None
-
-
-CONFIRMERS: dict[tuple[str, str], Callable[[Aws, str, str], str | None]] = {
-    ("ec2", "vpc"): _ec2_state("describe_vpcs", "Vpcs", "VpcIds"),
-    ("ec2", "subnet"): _ec2_state("describe_subnets", "Subnets", "SubnetIds"),
-    ("ec2", "security-group"): _ec2_state("describe_security_groups", "SecurityGroups", "GroupIds"),
-    ("ec2", "internet-gateway"): _ec2_state(
+Confirmer = Callable[[Aws, str, str], str | None]
+CONFIRMERS: dict[str, Confirmer] = {
+    "ec2:vpc": _ec2_state("describe_vpcs", "Vpcs", "VpcIds"),
+    "ec2:subnet": _ec2_state("describe_subnets", "Subnets", "SubnetIds"),
+    "ec2:security-group": _ec2_state("describe_security_groups", "SecurityGroups", "GroupIds"),
+    "ec2:internet-gateway": _ec2_state(
         "describe_internet_gateways", "InternetGateways", "InternetGatewayIds"
     ),
-    ("ec2", "route-table"): _ec2_state("describe_route_tables", "RouteTables", "RouteTableIds"),
-    ("rds", "db"): _rds_instance,
-    ("secretsmanager", "secret"): _secret,
-    ("logs", "log-group"): _log_group,
-    ("ecs", "cluster"): _ecs("cluster"),
-    ("ecs", "service"): _ecs("service"),
-    ("ecs", "task-definition"): _ecs("task-definition"),
-    ("elasticloadbalancing", "loadbalancer"): _elb,
-    ("elasticloadbalancing", "targetgroup"): _target_group,
+    "ec2:route-table": _ec2_state("describe_route_tables", "RouteTables", "RouteTableIds"),
+    "rds:db": _described(
+        "rds",
+        "describe_db_instances",
+        ("DBInstanceNotFound", "DBInstanceNotFoundFault"),
+        lambda ident, _arn: {"DBInstanceIdentifier": ident},
+        _first("DBInstances", "DBInstanceStatus"),
+    ),
+    "rds:subgrp": _described(
+        "rds",
+        "describe_db_subnet_groups",
+        ("DBSubnetGroupNotFoundFault", "DBSubnetGroupNotFound"),
+        lambda ident, _arn: {"DBSubnetGroupName": ident},
+        _first("DBSubnetGroups", "SubnetGroupStatus"),
+    ),
+    "rds:snapshot": _described(
+        "rds",
+        "describe_db_snapshots",
+        ("DBSnapshotNotFound", "DBSnapshotNotFoundFault"),
+        lambda ident, _arn: {"DBSnapshotIdentifier": ident},
+        _first("DBSnapshots", "Status"),
+    ),
+    "ecr:repository": _described(
+        "ecr",
+        "describe_repositories",
+        ("RepositoryNotFoundException",),
+        lambda ident, _arn: {"repositoryNames": [ident]},
+        _first("repositories"),
+    ),
+    "secretsmanager:secret": _secret,
+    "logs:log-group": _log_group,
+    "ssm:parameter": _described(
+        "ssm",
+        "get_parameter",
+        ("ParameterNotFound",),
+        lambda ident, _arn: {"Name": f"/{ident}"},
+        lambda _answer: "exists",
+    ),
+    "ecs:cluster": _ecs("cluster"),
+    "ecs:service": _ecs("service"),
+    "elasticloadbalancing:loadbalancer": _described(
+        "elbv2",
+        "describe_load_balancers",
+        ("LoadBalancerNotFound",),
+        lambda _ident, arn: {"LoadBalancerArns": [arn]},
+        lambda answer: next((lb["State"]["Code"] for lb in answer["LoadBalancers"]), None),
+    ),
+    "elasticloadbalancing:targetgroup": _described(
+        "elbv2",
+        "describe_target_groups",
+        ("TargetGroupNotFound",),
+        lambda _ident, arn: {"TargetGroupArns": [arn]},
+        _first("TargetGroups"),
+    ),
+    "elasticloadbalancing:listener": _described(
+        "elbv2",
+        "describe_listeners",
+        ("ListenerNotFound",),
+        lambda _ident, arn: {"ListenerArns": [arn]},
+        _first("Listeners"),
+    ),
 }
 
 
-def _subnet_groups(aws: Aws, owner: Owner, run_id: str | None) -> list[Resource]:
-    found = []
-    for group in paginate(aws, "rds", "describe_db_subnet_groups", "DBSubnetGroups"):
-        tags = call(aws, "rds", "list_tags_for_resource", ResourceName=group["DBSubnetGroupArn"])
+def _named(aws: Aws, owner: Owner, run_id: str | None) -> list[Resource]:
+    """Our own roles, repository and DB subnet group, found by their names."""
+    prefix = f"{owner.app}-{owner.env}"
+    found = [
+        Resource("runtime", "iam:role", name, "exists")
+        for name in _role_names_like(aws, prefix)
+        if _ours(owner, _role_tags(aws, name), run_id)
+    ]
+    group = absent(
+        aws,
+        "rds",
+        "describe_db_subnet_groups",
+        ("DBSubnetGroupNotFoundFault", "DBSubnetGroupNotFound"),
+        DBSubnetGroupName=prefix,
+    )
+    for item in (group or {}).get("DBSubnetGroups", []):
+        tags = call(aws, "rds", "list_tags_for_resource", ResourceName=item["DBSubnetGroupArn"])
         if _ours(owner, tags.get("TagList"), run_id):
-            found.append(
-                Resource(
-                    "database",
-                    "rds:subgrp",
-                    group["DBSubnetGroupName"],
-                    group.get("SubnetGroupStatus", "exists"),
-                )
-            )
-    return found
-
-
-def _repositories(aws: Aws, owner: Owner, run_id: str | None) -> list[Resource]:
-    found = []
-    for repo in paginate(aws, "ecr", "describe_repositories", "repositories"):
+            state = item.get("SubnetGroupStatus", "exists")
+            found.append(Resource("database", "rds:subgrp", prefix, state))
+    repos = absent(
+        aws,
+        "ecr",
+        "describe_repositories",
+        ("RepositoryNotFoundException",),
+        repositoryNames=[prefix],
+    )
+    for repo in (repos or {}).get("repositories", []):
         tags = call(aws, "ecr", "list_tags_for_resource", resourceArn=repo["repositoryArn"])
         if _ours(owner, tags.get("tags"), run_id):
-            found.append(Resource("registry", "ecr:repository", repo["repositoryName"], "exists"))
+            found.append(Resource("registry", "ecr:repository", prefix, "exists"))
     return found
+
+
+def _role_names_like(aws: Aws, prefix: str) -> list[str]:
+    """Roles named `PREFIX-*`: ours, and any a failed run or a person left with our tags."""
+    roles = paginate(aws, "iam", "list_roles", "Roles")
+    return [role["RoleName"] for role in roles if role["RoleName"].startswith(f"{prefix}-")]
+
+
+def _role_tags(aws: Aws, name: str) -> list[dict[str, str]] | None:
+    answer = absent(
+        aws, "iam", "list_role_tags", ("NoSuchEntity", "NoSuchEntityException"), RoleName=name
+    )
+    return None if answer is None else list(answer.get("Tags") or [])

@@ -19,6 +19,8 @@ class Entry:
     component: str
     description: str  # "created vpc vpc-0abc", "changed db backup retention 7 -> 1"
     undo: Callable[[], None]
+    # For a creation: the resource as the leak audit names it, (type, id) ("ec2:vpc", "vpc-0abc").
+    made: tuple[str, str] | None = None
 
 
 @dataclass
@@ -32,9 +34,20 @@ class RunJournal:
         self._entries: list[Entry] = []
         self._lock = threading.Lock()
 
-    def record(self, component: str, description: str, undo: Callable[[], None]) -> None:
+    def record(
+        self,
+        component: str,
+        description: str,
+        undo: Callable[[], None],
+        made: tuple[str, str] | None = None,
+    ) -> None:
         with self._lock:
-            self._entries.append(Entry(component, description, undo))
+            self._entries.append(Entry(component, description, undo, made))
+
+    @property
+    def made(self) -> set[tuple[str, str]]:
+        """Every resource this run's journal knows it created."""
+        return {entry.made for entry in self.entries if entry.made}
 
     @property
     def entries(self) -> list[Entry]:

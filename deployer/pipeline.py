@@ -14,8 +14,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,7 +26,7 @@ from deployer.errors import DeployError, ExitCode, Interrupted
 from deployer.inventory import Resource
 from deployer.journal import Entry, RollbackReport
 from deployer.lock import Lock
-from deployer.steps.base import Change, Observed, Run, Step
+from deployer.steps.base import Change, Observed, Refusal, Run, Step
 from deployer.steps.database import DatabaseStep
 from deployer.steps.image import ImageStep
 from deployer.steps.loadbalancer import LoadBalancerStep
@@ -262,25 +263,24 @@ def up(
     if not changes:
         return UpResult(changes=[], wall_seconds=time.monotonic() - started)
     lock = _take_lock(run, events, lock_wait)
-    if lock.waited:  # the run we waited for changed things: plan again under the lock
-        changes = plan(run, steps)
-        events.step_note("lock", f"re-planned after waiting: {len(changes)} change(s) left")
-        if not changes:
-            lock.release()
-            return UpResult(changes=[], wall_seconds=time.monotonic() - started)
-    try:
-        outputs, timings = run_graph(
-            steps, lambda step, inputs: step.apply(run, inputs), run, events
-        )
-    except StepFailed as failed:
-        done = [entry.description for entry in run.journal.entries]
-        run.cancel.clear()  # the rollback itself must not be cancelled
-        report = run.journal.rollback(events.undoing) if rollback else None
-        if report is not None:
-            report.failed += _unjournaled(run)
-        raise UpFailed(_as_deploy_error(failed.error), failed.step, report, done) from failed.error
-    finally:
-        lock.release()
+    with _released(lock, events):
+        if lock.waited:  # the run we waited for changed things: plan again under the lock
+            changes = plan(run, steps)
+            events.step_note("lock", f"re-planned after waiting: {len(changes)} change(s) left")
+            if not changes:
+                return UpResult(changes=[], wall_seconds=time.monotonic() - started)
+        try:
+            outputs, timings = run_graph(
+                steps, lambda step, inputs: step.apply(run, inputs), run, events
+            )
+        except StepFailed as failed:
+            done = [entry.description for entry in run.journal.entries]
+            run.cancel.clear()  # the rollback itself must not be cancelled
+            report = run.journal.rollback(events.undoing) if rollback else None
+            if report is not None:
+                report.failed += _unjournaled(run)
+            error = _as_deploy_error(failed.error)
+            raise UpFailed(error, failed.step, report, done) from failed.error
     return UpResult(
         changes,
         outputs,
@@ -298,10 +298,11 @@ def _unjournaled(run: Run) -> list[tuple[str, str]]:
         stray = inventory.leftovers(run.aws, run.owner, only_run=True)
     except DeployError as error:
         return [("the check for resources this run made", error.message)]
+    known = run.journal.made  # those the rollback already undid or reported
     return [
         (f"{r.type} {r.id}", "made by this run but its answer was lost; `down` removes it")
         for r in stray
-        if r.component != "lock"  # released by the caller
+        if r.component != "lock" and (r.type, r.id) not in known  # the lock: released later
     ]
 
 
@@ -316,6 +317,17 @@ class DownResult:
     deleted: list[Resource]
     leftovers: list[Resource]
     timings: dict[str, float]
+    kept: list[Resource] = field(default_factory=list)  # final snapshots the settings ask for
+
+
+class DownRefused(DeployError):
+    """`down` found, before deleting anything, that it could not finish; nothing was deleted."""
+
+    def __init__(self, refusals: list[Refusal]) -> None:
+        first = refusals[0]
+        more = f" (and {len(refusals) - 1} more)" if len(refusals) > 1 else ""
+        super().__init__(f"down refused, nothing was deleted: {first.problem}{more}", first.fix)
+        self.problems = [f"{r.problem}: {r.fix}" for r in refusals]
 
 
 def down(
@@ -323,8 +335,11 @@ def down(
 ) -> DownResult:
     steps = steps or owned_steps()
     lock = _take_lock(run, events, lock_wait)
-    try:
+    with _released(lock, events):
         observed = observe_all(run, steps)
+        refusals = [r for step in steps for r in step.refusals(run, observed[step.name])]
+        if refusals:
+            raise DownRefused(refusals)
         existing = [r for step in steps for r in step.resources(observed[step.name])]
         try:
             _, timings = run_graph(
@@ -336,16 +351,32 @@ def down(
             )
         except StepFailed as failed:
             raise _as_deploy_error(failed.error) from failed.error
-        leftovers = [r for r in inventory.leftovers(run.aws, run.owner) if r.component != "lock"]
+        found = [r for r in inventory.leftovers(run.aws, run.owner) if r.component != "lock"]
+    kept = [r for r in found if inventory.is_final_snapshot(r, run.config.prefix)]
+    return DownResult(existing, [r for r in found if r not in kept], timings, kept)
+
+
+@contextmanager
+def _released(lock: Lock, events: Events) -> Iterator[None]:
+    """Release the lock after the work, whatever happened. A release that fails does not fail
+    the work: the lease runs out by itself, and the next run takes the lock over."""
+    try:
+        yield
     finally:
-        lock.release()
-    return DownResult(existing, leftovers, timings)
+        try:
+            lock.release()
+        except DeployError as error:
+            events.step_note(
+                "lock",
+                f"warning: could not release the lock ({error.message}); it lapses by itself "
+                f"within {lock.lease:.0f}s",
+            )
 
 
 def redeploy(run: Run, events: Events, *, lock_wait: float = 0) -> str:
     """Force a new deployment of the current revision, watched; returns its revision."""
     lock = _take_lock(run, events, lock_wait)
-    try:
+    with _released(lock, events):
         events.step_started("service")
         started = time.monotonic()
         try:
@@ -354,6 +385,4 @@ def redeploy(run: Run, events: Events, *, lock_wait: float = 0) -> str:
             events.step_failed("service", time.monotonic() - started, error.message)
             raise
         events.step_finished("service", time.monotonic() - started)
-    finally:
-        lock.release()
     return arn.rsplit(":", 1)[-1]

@@ -20,6 +20,7 @@ from rich.table import Table
 
 from deployer.inventory import Resource
 from deployer.journal import Entry
+from deployer.preflight import Check
 from deployer.steps.base import Change
 
 STATUS_SCHEMA_VERSION = 1
@@ -179,6 +180,20 @@ class Renderer:
             "resources": [vars(r) for r in resources],
         }
         self.console.print_json(json.dumps(document), highlight=False)
+
+    def checks(self, checks: list[Check]) -> None:
+        if self.plain:
+            for c in checks:
+                fix = f" -> {c.fix}" if c.fix and not c.ok else ""
+                self.line(f"{'ok  ' if c.ok else 'FAIL'} {c.name}: {c.detail}{fix}")
+            return
+        table = Table(title="pre-flight checks")
+        for column in ("", "check", "result", "fix"):
+            table.add_column(column)
+        for c in checks:
+            mark = "[green]✓[/]" if c.ok else "[red]✗[/]"
+            table.add_row(mark, escape(c.name), escape(c.detail), escape("" if c.ok else c.fix))
+        self.console.print(table)
 
     def calls(self, total: int, mutating: int) -> None:
         self.line(f"AWS API calls: {total} ({mutating} mutating)", "dim")

@@ -63,6 +63,14 @@ Outputs = dict[str, Any]
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """Why `down` must not start: found before anything is deleted, with what to do."""
+
+    problem: str
+    fix: str
+
+
+@dataclass(frozen=True)
 class Change:
     """One thing `up` would do; `plan` lists them."""
 
@@ -96,6 +104,11 @@ class Step(ABC):
     @abstractmethod
     def resources(self, observed: Observed) -> list[Resource]:
         """The owned resources in an observation, for `status`."""
+
+    def refusals(self, run: Run, observed: Observed) -> list[Refusal]:
+        """What makes `destroy` impossible, from an observation: `down` checks every step's
+        before it deletes anything, so a refused `down` deletes nothing."""
+        return []
 
 
 def undo_ignoring(missing: tuple[str, ...], action: Callable[[], Any]) -> Callable[[], None]:

@@ -1,6 +1,17 @@
 """image: the app's image, built from the repository's Dockerfile and pushed to ECR, tagged
-with the git commit (plus `-dirty` for uncommitted changes) and `latest`. The service runs it
-by digest. A commit already in the registry is neither built nor pushed again.
+with the git commit (plus `-dirty` when tracked files differ from it) and `latest`. The service
+runs it by digest. A commit already in the registry is neither built nor pushed again.
+
+The build is sent only the git-tracked files, as they are in the working tree (then filtered
+by .dockerignore): untracked and git-ignored files never reach an image, so the tag names
+exactly what is in it.
+
+Environment:
+  NNOTE_DEPLOY_BUILD_ARGS     build arguments (a JSON object) on top of deploy.toml's
+  NNOTE_DEPLOY_BUILD_NETWORK  the network the build's RUN steps get, e.g. "host" for a build
+                              that installs from a wheel server on the build machine; unset:
+                              the engine's default
+  NNOTE_DEPLOY_PUSH_HOST      the registry host to push to, instead of ECR's endpoint
 """
 
 from __future__ import annotations
@@ -9,6 +20,7 @@ import base64
 import json
 import os
 import subprocess
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from deployer.aws import call
@@ -21,22 +33,29 @@ COMPONENT = "image"
 
 
 def source_version(source: Path) -> str:
-    """The commit to tag with; `-dirty` when the tree has uncommitted changes."""
+    """The commit to tag with; `-dirty` when tracked files differ from it (edited or deleted)."""
+    commit = _git(source, "rev-parse", "HEAD").strip()
+    dirty = bool(_git(source, "status", "--porcelain", "--untracked-files=no").strip())
+    return commit[:12] + ("-dirty" if dirty else "")
+
+
+def tracked_files(source: Path) -> list[str]:
+    """What a clean checkout of `source` holds, with the working tree's contents: the tracked
+    files less those deleted (which source_version calls dirty)."""
+    names = _git(source, "ls-files", "-z").split("\0")
+    return [name for name in names if name and os.path.lexists(source / name)]
+
+
+def _git(source: Path, *args: str) -> str:
     try:
-        commit = _git(source, "rev-parse", "HEAD")
-        dirty = bool(_git(source, "status", "--porcelain", "--untracked-files=no"))
+        return subprocess.run(
+            ["git", "-C", str(source), *args], check=True, capture_output=True, text=True
+        ).stdout
     except (OSError, subprocess.CalledProcessError):
         raise DeployError(
             f"{source} is not a git checkout with a commit",
             "run from the repository, or pass --image URI",
         ) from None
-    return commit[:12] + ("-dirty" if dirty else "")
-
-
-def _git(source: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(source), *args], check=True, capture_output=True, text=True
-    ).stdout.strip()
 
 
 def build_args(run: Run) -> dict[str, str]:
@@ -47,6 +66,11 @@ def build_args(run: Run) -> dict[str, str]:
     except ValueError:
         raise DeployError("NNOTE_DEPLOY_BUILD_ARGS is not JSON", 'use {"NAME": "value"}') from None
     return {**run.config.settings.image.build_args, **{k: str(v) for k, v in overrides.items()}}
+
+
+def build_network() -> str | None:
+    """NNOTE_DEPLOY_BUILD_NETWORK, or None for the engine's default network."""
+    return os.environ.get("NNOTE_DEPLOY_BUILD_NETWORK") or None
 
 
 class ImageStep(Step):
@@ -123,10 +147,20 @@ class ImageStep(Step):
             digest = self._build_and_push(run, repository, version)
         return {"uri": f"{repository}@{digest}", "digest": digest, "version": version}
 
+    def build(
+        self,
+        tag: str,
+        args: Mapping[str, str],
+        on_line: Callable[[str], None] = lambda _line: None,
+    ) -> str:
+        """Build the source's tracked files as `tag`; return the image id."""
+        return self.engine.build(
+            self.source, tracked_files(self.source), tag, args, build_network(), on_line
+        )
+
     def _build_and_push(self, run: Run, repository: str, version: str) -> str:
         run.note(COMPONENT, f"building {repository}:{version}")
-        image_id = self.engine.build(
-            self.source,
+        image_id = self.build(
             f"{repository}:{version}",
             build_args(run),
             lambda line: run.note(COMPONENT, line[:100]),

@@ -11,7 +11,7 @@ from typing import Any
 
 from deployer.aws import absent, call, retry_while
 from deployer.errors import NotOwnedError
-from deployer.inventory import Resource
+from deployer.inventory import Resource, key_of
 from deployer.steps.base import Change, Observed, Outputs, Run, Step, undo_ignoring
 
 COMPONENT = "loadbalancer"
@@ -147,6 +147,7 @@ class LoadBalancerStep(Step):
             undo_ignoring(
                 LB_MISSING, lambda: _elb(run, "delete_load_balancer", LoadBalancerArn=arn)
             ),
+            made=key_of(arn),
         )
         return dict(lb)
 
@@ -172,6 +173,7 @@ class LoadBalancerStep(Step):
             COMPONENT,
             f"created target group {name}",
             undo_ignoring(TG_MISSING, lambda: self._delete_tg(run, arn)),
+            made=key_of(arn),
         )
         _elb(
             run,
@@ -227,6 +229,7 @@ class LoadBalancerStep(Step):
             COMPONENT,
             f"created listener {port}",
             undo_ignoring(LISTENER_MISSING, lambda: _elb(run, "delete_listener", ListenerArn=arn)),
+            made=key_of(arn),
         )
 
     def _delete_tg(self, run: Run, arn: str) -> None:

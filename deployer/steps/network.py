@@ -5,6 +5,7 @@ the default route, and three security groups: load balancer (80/443 from anywher
 
 from __future__ import annotations
 
+import re
 from functools import partial
 from typing import Any
 
@@ -27,6 +28,18 @@ GONE = (
     "InvalidRoute.NotFound",
 )
 IN_USE = ("DependencyViolation", "InvalidGroup.InUse", "ResourceInUse")
+# Where AWS runs Fargate (Linux) in some zones of a region only, by zone ID (zone names map to
+# different zones in different accounts):
+# https://docs.aws.amazon.com/AmazonECS/latest/developerguide/AWS_Fargate-Regions.html
+FARGATE_ZONE_IDS = {
+    "us-west-1": {"usw1-az1", "usw1-az3"},
+    "ap-northeast-1": {"apne1-az1", "apne1-az2", "apne1-az4"},
+    "cn-north-1": {"cnn1-az1", "cnn1-az2"},
+}
+# A capacity-constrained legacy zone: Windows Fargate and many newer instance types are not
+# offered there, so it is never picked on its own.
+AVOIDED_ZONE_IDS = {"use1-az3"}
+ZONE_ID = re.compile(r"^[a-z]+[0-9]*-az[0-9]+$")
 ROLES = ("lb", "app", "db")
 
 Rule = tuple[str, int, int, str]  # protocol, from port, to port, "cidr:..." or "sg:ROLE"
@@ -242,6 +255,7 @@ class NetworkStep(Step):
                 undo_ignoring(
                     GONE, lambda: self._delete_with_retry(run, "delete_vpc", VpcId=vpc_id)
                 ),
+                made=("ec2:vpc", vpc_id),
             )
             run.note(COMPONENT, f"created VPC {vpc_id}")
         if not observed.get("dns_hostnames"):
@@ -276,6 +290,7 @@ class NetworkStep(Step):
                 undo_ignoring(
                     GONE, lambda: _ec2(run, "delete_internet_gateway", InternetGatewayId=igw_id)
                 ),
+                made=("ec2:internet-gateway", igw_id),
             )
         igw_id = igw["InternetGatewayId"]
         if not _attached(igw, vpc_id):
@@ -296,7 +311,7 @@ class NetworkStep(Step):
         settings = run.config.settings.network
         have = {s["CidrBlock"]: s["SubnetId"] for s in observed.get("subnets", [])}
         missing = [c for c in settings.public_subnets if c not in have]
-        zones = list(settings.availability_zones or ()) or (self._zones(run) if missing else [])
+        zones = list(settings.availability_zones or ()) or (fargate_zones(run) if missing else [])
         for index, cidr in enumerate(settings.public_subnets):
             if cidr in have:
                 continue
@@ -305,7 +320,7 @@ class NetworkStep(Step):
                 "create_subnet",
                 VpcId=vpc_id,
                 CidrBlock=cidr,
-                AvailabilityZone=zones[index],
+                **_zone_parameter(zones[index]),
                 TagSpecifications=run.owner.tag_specifications(
                     "subnet", COMPONENT, f"{run.config.prefix}-public-{index + 1}"
                 ),
@@ -319,6 +334,7 @@ class NetworkStep(Step):
                     GONE,
                     partial(self._delete_with_retry, run, "delete_subnet", SubnetId=subnet_id),
                 ),
+                made=("ec2:subnet", subnet_id),
             )
             _ec2(
                 run,
@@ -327,24 +343,6 @@ class NetworkStep(Step):
                 MapPublicIpOnLaunch={"Value": True},
             )
         return [have[c] for c in settings.public_subnets]
-
-    @staticmethod
-    def _zones(run: Run) -> list[str]:
-        zones = _ec2(
-            run,
-            "describe_availability_zones",
-            Filters=[
-                {"Name": "state", "Values": ["available"]},
-                {"Name": "zone-type", "Values": ["availability-zone"]},
-            ],
-        )
-        names = sorted(z["ZoneName"] for z in zones["AvailabilityZones"])
-        if len(names) < 2:
-            raise DeployError(
-                f"{run.config.region} has fewer than two available zones",
-                "set network.availability_zones in deploy.toml",
-            )
-        return names[:2]
 
     def _ensure_routes(
         self, run: Run, observed: Observed, vpc_id: str, igw_id: str, subnet_ids: list[str]
@@ -364,6 +362,7 @@ class NetworkStep(Step):
                 COMPONENT,
                 f"created route table {table_id}",
                 undo_ignoring(GONE, lambda: _ec2(run, "delete_route_table", RouteTableId=table_id)),
+                made=("ec2:route-table", table_id),
             )
         table_id = table["RouteTableId"]
         target = _default_route_target(table)
@@ -429,6 +428,7 @@ class NetworkStep(Step):
                             self._delete_with_retry, run, "delete_security_group", GroupId=group_id
                         ),
                     ),
+                    made=("ec2:security-group", group_id),
                 )
                 groups[name] = {"GroupId": group_id, "IpPermissions": []}
             ids[role] = groups[name]["GroupId"]
@@ -557,6 +557,36 @@ class NetworkStep(Step):
             )
             or "none found"
         )
+
+
+def fargate_zones(run: Run) -> list[str]:
+    """Two zone IDs of the region where Fargate runs, the same ones in every account."""
+    region = run.aws.region
+    answer = _ec2(
+        run,
+        "describe_availability_zones",
+        Filters=[
+            {"Name": "state", "Values": ["available"]},
+            {"Name": "zone-type", "Values": ["availability-zone"]},
+        ],
+    )
+    allowed = FARGATE_ZONE_IDS.get(region)
+    ids = sorted(
+        z["ZoneId"]
+        for z in answer["AvailabilityZones"]
+        if (allowed is None or z["ZoneId"] in allowed) and z["ZoneId"] not in AVOIDED_ZONE_IDS
+    )
+    if len(ids) < 2:
+        raise DeployError(
+            f"{region} has fewer than two available zones where Fargate runs",
+            "choose another region, or set network.availability_zones (zone IDs) in deploy.toml",
+        )
+    return ids[:2]
+
+
+def _zone_parameter(zone: str) -> dict[str, str]:
+    """deploy.toml may name zones by ID (the same zone in every account) or by name."""
+    return {"AvailabilityZoneId": zone} if ZONE_ID.match(zone) else {"AvailabilityZone": zone}
 
 
 def ignore_gone(action: Any) -> Any:

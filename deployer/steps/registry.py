@@ -122,6 +122,7 @@ class RegistryStep(Step):
                     REPO_MISSING,
                     lambda: _ecr(run, "delete_repository", repositoryName=name, force=True),
                 ),
+                made=("ecr:repository", name),
             )
             observed = {"repo": repo, "policy": None, "created": True}
         for change in self.plan(run, observed):

@@ -9,9 +9,10 @@ import json
 import secrets
 from typing import Any
 
+from deployer import boundary, inventory
 from deployer.aws import AwsError, absent, call, retry_while
-from deployer.errors import NotOwnedError
-from deployer.inventory import Resource
+from deployer.errors import DeployError, NotOwnedError
+from deployer.inventory import Resource, key_of
 from deployer.steps.base import Change, Observed, Outputs, Run, Step, undo_ignoring
 
 COMPONENT = "runtime"
@@ -36,7 +37,7 @@ NO_SUCH = (
 
 
 def role_names(run: Run) -> dict[str, str]:
-    return {"execution": f"{run.config.prefix}-execution", "task": f"{run.config.prefix}-task"}
+    return inventory.role_names(run.config.prefix)
 
 
 def secret_name(run: Run) -> str:
@@ -63,16 +64,7 @@ class RuntimeStep(Step):
         groups = call(run.aws, "logs", "describe_log_groups", logGroupNamePrefix=log_group(run))
         group = next((g for g in groups["logGroups"] if g["logGroupName"] == log_group(run)), None)
         roles = {kind: self._role(run, name) for kind, name in role_names(run).items()}
-        secret = absent(
-            run.aws, "secretsmanager", "describe_secret", NO_SUCH, SecretId=secret_name(run)
-        )
-        if secret is not None and (
-            secret.get("DeletedDate") or not run.owner.owns(secret.get("Tags"))
-        ):
-            raise NotOwnedError(
-                f"secret {secret_name(run)} exists but is not ours (or is being deleted)",
-                "restore or remove it, then run up again",
-            )
+        secret = self._secret(run)
         return {
             "cluster": cluster,
             "log_group": group,
@@ -80,6 +72,21 @@ class RuntimeStep(Step):
             "execution_policy": roles["execution"] is None or self._has_execution_policy(run),
             "secret": secret,
         }
+
+    def _secret(self, run: Run) -> dict[str, Any] | None:
+        """Our SECRET_KEY secret; None when there is none, or ours is being deleted (Secrets
+        Manager deletes in the background, even when forced: a `down` moments ago)."""
+        secret = absent(
+            run.aws, "secretsmanager", "describe_secret", NO_SUCH, SecretId=secret_name(run)
+        )
+        if secret is None:
+            return None
+        if not run.owner.owns(secret.get("Tags")):
+            raise NotOwnedError(
+                f"secret {secret_name(run)} exists but is not managed by nnote-deploy",
+                "rename the app or env in deploy.toml; nnote-deploy never touches it",
+            )
+        return None if secret.get("DeletedDate") else dict(secret)
 
     def _has_execution_policy(self, run: Run) -> bool:
         """An interrupted `down` can leave the role with its policy already detached."""
@@ -154,6 +161,13 @@ class RuntimeStep(Step):
             for kind, name in role_names(run).items()
             if observed["roles"][kind] is None
         ]
+        changes += [
+            Change(
+                COMPONENT, "update", "iam:role", name, f"boundary {boundary.name(run.config.app)}"
+            )
+            for kind, name in role_names(run).items()
+            if observed["roles"][kind] is not None and not _bounded(run, observed["roles"][kind])
+        ]
         if not observed["execution_policy"]:
             changes.append(
                 Change(
@@ -187,6 +201,9 @@ class RuntimeStep(Step):
             kind: (role or self._create_role(run, kind))["Arn"]
             for kind, role in observed["roles"].items()
         }
+        for kind, role in observed["roles"].items():
+            if role is not None and not _bounded(run, role):
+                self._bound(run, role_names(run)[kind])
         if not observed["execution_policy"]:
             self._attach_execution_policy(run, role_names(run)["execution"])
         secret_arn = observed["secret"]["ARN"] if observed["secret"] else self._create_secret(run)
@@ -227,7 +244,8 @@ class RuntimeStep(Step):
         run.journal.record(
             COMPONENT,
             f"created ECS cluster {name}",
-            undo_ignoring(NO_SUCH, lambda: call(run.aws, "ecs", "delete_cluster", cluster=name)),
+            lambda: delete_cluster(run),
+            made=key_of(cluster["cluster"]["clusterArn"]),
         )
         return str(cluster["cluster"]["clusterArn"])
 
@@ -247,6 +265,7 @@ class RuntimeStep(Step):
                 undo_ignoring(
                     NO_SUCH, lambda: call(run.aws, "logs", "delete_log_group", logGroupName=name)
                 ),
+                made=("logs:log-group", name),
             )
         elif group.get("retentionInDays") == retention:
             return
@@ -279,11 +298,28 @@ class RuntimeStep(Step):
             Tags=run.owner.tags(COMPONENT),
             AssumeRolePolicyDocument=json.dumps(TASK_TRUST),
             Description=f"nnote {run.config.env} task {kind} role",
+            PermissionsBoundary=boundary.arn(run.aws, run.config.app),
         )["Role"]
-        run.journal.record(COMPONENT, f"created IAM role {name}", lambda: delete_role(run, name))
+        run.journal.record(
+            COMPONENT,
+            f"created IAM role {name}",
+            lambda: delete_role(run, name),
+            made=("iam:role", name),
+        )
         if kind == "execution":
             call(run.aws, "iam", "attach_role_policy", RoleName=name, PolicyArn=EXECUTION_POLICY)
         return dict(role)
+
+    def _bound(self, run: Run, name: str) -> None:
+        """A role made before roles had a boundary gets it. Kept on rollback: it only takes
+        away what a task role never needs (and the deploy role may not remove boundaries)."""
+        arn = boundary.arn(run.aws, run.config.app)
+        call(
+            run.aws, "iam", "put_role_permissions_boundary", RoleName=name, PermissionsBoundary=arn
+        )
+        run.journal.record(
+            COMPONENT, f"set the permissions boundary of {name} (kept on rollback)", lambda: None
+        )
 
     def _attach_execution_policy(self, run: Run, name: str) -> None:
         call(run.aws, "iam", "attach_role_policy", RoleName=name, PolicyArn=EXECUTION_POLICY)
@@ -304,16 +340,29 @@ class RuntimeStep(Step):
 
     def _create_secret(self, run: Run) -> str:
         name = secret_name(run)
-        # Generated here and sent straight to Secrets Manager; never printed, logged or returned.
-        created = call(
-            run.aws,
-            "secretsmanager",
-            "create_secret",
-            Name=name,
-            SecretString=secrets.token_urlsafe(48),
-            Tags=run.owner.tags(COMPONENT),
-            Description="nnote Flask SECRET_KEY",
-        )
+
+        def report(_code: str, left: float) -> None:
+            run.note(COMPONENT, f"secret {name} is still being deleted; {left:.0f}s left")
+
+        try:
+            # A secret of the same name still being deleted refuses the name for a while.
+            created = retry_while(
+                ("InvalidRequestException",),
+                run.dependency_budget_seconds,
+                lambda: self._put_new_secret(run, name),
+                report,
+                delay=min(5.0, run.poll_seconds),
+                when=lambda error: "scheduled for deletion" in error.message,
+            )
+        except AwsError as error:
+            if "scheduled for deletion" not in error.message:
+                raise
+            raise DeployError(
+                f"secret {name} is still scheduled for deletion",
+                f"restore it to keep the key (aws secretsmanager restore-secret --secret-id "
+                f"{name}) or delete it for good (add --force-delete-without-recovery to "
+                "delete-secret), then run up again",
+            ) from error
         run.journal.record(
             COMPONENT,
             f"created secret {name}",
@@ -327,21 +376,27 @@ class RuntimeStep(Step):
                     ForceDeleteWithoutRecovery=True,
                 ),
             ),
+            made=key_of(created["ARN"]),
         )
         return str(created["ARN"])
 
+    def _put_new_secret(self, run: Run, name: str) -> dict[str, Any]:
+        # Generated here and sent straight to Secrets Manager; never printed, logged or returned.
+        return dict(
+            call(
+                run.aws,
+                "secretsmanager",
+                "create_secret",
+                Name=name,
+                SecretString=secrets.token_urlsafe(48),
+                Tags=run.owner.tags(COMPONENT),
+                Description="nnote Flask SECRET_KEY",
+            )
+        )
+
     def destroy(self, run: Run, observed: Observed) -> None:
         if observed["cluster"]:
-            retry_while(
-                ("ClusterContainsServicesException", "ClusterContainsTasksException"),
-                run.dependency_budget_seconds,
-                lambda: undo_ignoring(
-                    NO_SUCH,
-                    lambda: call(run.aws, "ecs", "delete_cluster", cluster=run.config.prefix),
-                )(),
-                lambda code, left: run.note(COMPONENT, f"cluster busy ({code}); {left:.0f}s left"),
-                delay=min(5.0, run.poll_seconds),
-            )
+            delete_cluster(run)
         if observed["log_group"]:
             undo_ignoring(
                 NO_SUCH,
@@ -361,6 +416,25 @@ class RuntimeStep(Step):
                     ForceDeleteWithoutRecovery=True,
                 ),
             )()
+
+
+def _bounded(run: Run, role: dict[str, Any]) -> bool:
+    found = (role.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn", "")
+    return bool(found.endswith(f":policy/{boundary.name(run.config.app)}"))
+
+
+def delete_cluster(run: Run) -> None:
+    """A service deleted moments ago drains before ECS lets its cluster go (`down`, and the
+    rollback of an `up` that made both)."""
+    retry_while(
+        ("ClusterContainsServicesException", "ClusterContainsTasksException"),
+        run.dependency_budget_seconds,
+        undo_ignoring(
+            NO_SUCH, lambda: call(run.aws, "ecs", "delete_cluster", cluster=run.config.prefix)
+        ),
+        lambda code, left: run.note(COMPONENT, f"cluster busy ({code}); {left:.0f}s left"),
+        delay=min(5.0, run.poll_seconds),
+    )
 
 
 def delete_role(run: Run, name: str) -> None:

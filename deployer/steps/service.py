@@ -16,10 +16,10 @@ import json
 import time
 from typing import Any
 
-from deployer.aws import AwsError, absent, call, retry_while
-from deployer.config import AutoscalingSettings
+from deployer import autoscaling
+from deployer.aws import AwsError, absent, call, paginate, retry_while
 from deployer.errors import DeployError
-from deployer.inventory import Resource
+from deployer.inventory import Resource, key_of
 from deployer.steps.base import Change, Observed, Outputs, Run, Step, undo_ignoring
 
 COMPONENT = "service"
@@ -32,8 +32,11 @@ MISSING = (
     "ServiceNotActiveException",
     "NoSuchEntity",
 )
-# IAM is eventually consistent: a role made seconds ago may not be assumable by ECS yet.
-NOT_YET_ASSUMABLE = ("InvalidParameterException",)
+# ECS refuses a new service for a while, with the code it uses for bad input: IAM is eventually
+# consistent (a role made seconds ago is not assumable yet), and a service of the same name
+# deleted moments ago (a `down` just before) drains before its name is free.
+NOT_YET = ("InvalidParameterException",)
+NOT_YET_REASONS = ("assume", "still draining")
 
 
 def _ecs(run: Run, operation: str, **params: Any) -> Any:
@@ -77,8 +80,8 @@ class ServiceStep(Step):
         task = _ecs(run, "describe_task_definition", taskDefinition=service["taskDefinition"])[
             "taskDefinition"
         ]
-        # Read only when configured: status stays within its call budget without it.
-        scaling = self._observe_scaling(run) if run.config.settings.service.autoscaling else None
+        # Read even when not configured: autoscaling removed from deploy.toml must be undone.
+        scaling = autoscaling.observe(run)
         return {
             "service": service,
             "task_definition": task,
@@ -151,7 +154,9 @@ class ServiceStep(Step):
             Change(COMPONENT, "update", "ecs:task-definition", prefix, f"{key} changes")
             for key in _differences(wanted, observed["task_definition"])
         ]
-        if observed["service"].get("desiredCount") != run.config.settings.service.desired_count:
+        if not autoscaling.autoscaled(run) and (
+            observed["service"].get("desiredCount") != run.config.settings.service.desired_count
+        ):
             changes.append(
                 Change(
                     COMPONENT,
@@ -164,18 +169,7 @@ class ServiceStep(Step):
             )
         if observed["policy"] is None:
             changes.append(Change(COMPONENT, "update", "iam:role-policy", SECRETS_POLICY))
-        wanted_scaling = run.config.settings.service.autoscaling
-        if wanted_scaling and not _scaling_matches(wanted_scaling, observed.get("scaling")):
-            changes.append(
-                Change(
-                    COMPONENT,
-                    "update",
-                    "autoscaling",
-                    prefix,
-                    f"{wanted_scaling.min_tasks}-{wanted_scaling.max_tasks} tasks, "
-                    f"CPU {wanted_scaling.cpu_target}%",
-                )
-            )
+        changes += autoscaling.changes(run, observed.get("scaling"))
         return changes
 
     def _wanted_from_observations(self, run: Run) -> dict[str, Any] | None:
@@ -229,7 +223,7 @@ class ServiceStep(Step):
         else:
             last_good = _tag(service, LAST_GOOD)
             deployment = self._update_service(run, service, arn)
-        self._converge_autoscaling(run, observed.get("scaling"))
+        autoscaling.converge(run, observed.get("scaling"))
         if deployment is not None:
             self.watch(run, deployment, last_good)
             _ecs(
@@ -314,6 +308,7 @@ class ServiceStep(Step):
             COMPONENT,
             f"registered task definition {task['family']}:{task['revision']}",
             lambda: _ecs(run, "deregister_task_definition", taskDefinition=arn),
+            made=key_of(arn),
         )
         run.note(COMPONENT, f"registered revision {task['revision']}")
         return arn
@@ -324,7 +319,7 @@ class ServiceStep(Step):
             cluster=run.config.prefix,
             serviceName=run.config.prefix,
             taskDefinition=arn,
-            desiredCount=settings.desired_count,
+            desiredCount=autoscaling.initial_count(run),
             launchType="FARGATE",
             propagateTags="SERVICE",
             networkConfiguration={
@@ -350,44 +345,53 @@ class ServiceStep(Step):
             tags=run.owner.lower_tags(COMPONENT),
         )
         service = retry_while(
-            NOT_YET_ASSUMABLE,
-            120,
+            NOT_YET,
+            300,
             lambda: _ecs(run, "create_service", **params)["service"],
-            lambda code, left: run.note(COMPONENT, f"roles not assumable yet ({code})"),
+            lambda _code, left: run.note(
+                COMPONENT, f"ECS not ready for the service yet; {left:.0f}s left"
+            ),
             delay=min(5.0, run.poll_seconds),
-            when=lambda error: "assume" in error.message.lower(),
+            when=lambda error: any(r in error.message.lower() for r in NOT_YET_REASONS),
         )
         run.journal.record(
-            COMPONENT, f"created ECS service {run.config.prefix}", lambda: self._delete_service(run)
+            COMPONENT,
+            f"created ECS service {run.config.prefix}",
+            lambda: self._delete_service(run),
+            made=key_of(service["serviceArn"]),
         )
         return _primary(service)
 
     def _update_service(self, run: Run, service: dict[str, Any], arn: str) -> dict[str, Any] | None:
-        desired = run.config.settings.service.desired_count
+        """A new revision and, unless the autoscaler owns it, the desired count."""
         previous_arn, previous_count = service["taskDefinition"], service.get("desiredCount")
-        if previous_arn == arn and previous_count == desired:
+        count = (
+            {}
+            if autoscaling.autoscaled(run)
+            else {"desiredCount": run.config.settings.service.desired_count}
+        )
+        if previous_arn == arn and count.get("desiredCount", previous_count) == previous_count:
             return None
-        updated = _ecs(
-            run,
-            "update_service",
-            cluster=run.config.prefix,
-            service=run.config.prefix,
-            taskDefinition=arn,
-            desiredCount=desired,
-        )["service"]
-        run.journal.record(
-            COMPONENT,
-            f"updated service to revision {revision_of(arn)}",
-            lambda: _ecs(
+        updated = self._point_service(run, arn, count)
+        undo_count: dict[str, Any] = {"desiredCount": previous_count} if count else {}
+
+        def undo() -> None:
+            self._point_service(run, previous_arn, undo_count)
+
+        run.journal.record(COMPONENT, f"updated service to revision {revision_of(arn)}", undo)
+        return _primary(updated) if previous_arn != arn else None
+
+    def _point_service(self, run: Run, arn: str, count: dict[str, Any]) -> dict[str, Any]:
+        return dict(
+            _ecs(
                 run,
                 "update_service",
                 cluster=run.config.prefix,
                 service=run.config.prefix,
-                taskDefinition=previous_arn,
-                desiredCount=previous_count,
-            ),
+                taskDefinition=arn,
+                **count,
+            )["service"]
         )
-        return _primary(updated) if previous_arn != arn else None
 
     def redeploy(self, run: Run) -> str:
         """Force a new deployment of the current revision, watched like any other."""
@@ -406,78 +410,6 @@ class ServiceStep(Step):
         )["service"]
         self.watch(run, _primary(updated), _tag(service, LAST_GOOD) or service["taskDefinition"])
         return str(service["taskDefinition"])
-
-    def _scaling_target(self, run: Run) -> dict[str, str]:
-        prefix = run.config.prefix
-        return {
-            "ServiceNamespace": "ecs",
-            "ResourceId": f"service/{prefix}/{prefix}",
-            "ScalableDimension": "ecs:service:DesiredCount",
-        }
-
-    def _observe_scaling(self, run: Run) -> dict[str, Any] | None:
-        target = self._scaling_target(run)
-        found = call(
-            run.aws,
-            "application-autoscaling",
-            "describe_scalable_targets",
-            ServiceNamespace="ecs",
-            ResourceIds=[target["ResourceId"]],
-            ScalableDimension=target["ScalableDimension"],
-        )["ScalableTargets"]
-        return dict(found[0]) if found else None
-
-    def _converge_autoscaling(self, run: Run, current: dict[str, Any] | None) -> None:
-        wanted = run.config.settings.service.autoscaling
-        if wanted is None or _scaling_matches(wanted, current):
-            return
-        target = self._scaling_target(run)
-        call(
-            run.aws,
-            "application-autoscaling",
-            "register_scalable_target",
-            **target,
-            MinCapacity=wanted.min_tasks,
-            MaxCapacity=wanted.max_tasks,
-        )
-        call(
-            run.aws,
-            "application-autoscaling",
-            "put_scaling_policy",
-            **target,
-            PolicyName=f"{run.config.prefix}-cpu",
-            PolicyType="TargetTrackingScaling",
-            TargetTrackingScalingPolicyConfiguration={
-                "TargetValue": float(wanted.cpu_target),
-                "PredefinedMetricSpecification": {
-                    "PredefinedMetricType": "ECSServiceAverageCPUUtilization"
-                },
-            },
-        )
-        run.journal.record(
-            COMPONENT,
-            f"set autoscaling {wanted.min_tasks}-{wanted.max_tasks} tasks",
-            lambda: self._restore_scaling(run, current),
-        )
-
-    def _restore_scaling(self, run: Run, previous: dict[str, Any] | None) -> None:
-        target = self._scaling_target(run)
-        if previous is None:
-            undo_ignoring(
-                ("ObjectNotFoundException",),
-                lambda: call(
-                    run.aws, "application-autoscaling", "deregister_scalable_target", **target
-                ),
-            )()
-        else:
-            call(
-                run.aws,
-                "application-autoscaling",
-                "register_scalable_target",
-                **target,
-                MinCapacity=previous["MinCapacity"],
-                MaxCapacity=previous["MaxCapacity"],
-            )
 
     # -- watching ---------------------------------------------------------------------------
 
@@ -509,14 +441,12 @@ class ServiceStep(Step):
                 f"deploy failed ({why}); no earlier good revision to go back to",
                 "the first deploy is rolled back with the rest of this run",
             )
-        _ecs(
-            run,
-            "update_service",
-            cluster=run.config.prefix,
-            service=run.config.prefix,
-            taskDefinition=last_good,
-            desiredCount=run.config.settings.service.desired_count,
+        count = (
+            {}
+            if autoscaling.autoscaled(run)
+            else {"desiredCount": run.config.settings.service.desired_count}
         )
+        self._point_service(run, last_good, count)
         raise RolloutFailed(
             f"deploy failed; service rolled back to revision {revision_of(last_good)}",
             f"rollout: {why}; see `nnote-deploy logs --since 30m`",
@@ -541,21 +471,21 @@ class ServiceStep(Step):
                 raise
 
     def destroy(self, run: Run, observed: Observed) -> None:
+        if observed.get("scaling"):
+            autoscaling.remove(run)
         if observed["service"]:
-            if run.config.settings.service.autoscaling or observed.get("scaling"):
-                self._restore_scaling(run, None)
             self._delete_service(run)
         family = run.config.prefix
-        arns = call(run.aws, "ecs", "list_task_definitions", familyPrefix=family, status="ACTIVE")
-        for arn in arns.get("taskDefinitionArns", []):
+        arns = paginate(
+            run.aws,
+            "ecs",
+            "list_task_definitions",
+            "taskDefinitionArns",
+            familyPrefix=family,
+            status="ACTIVE",
+        )
+        for arn in arns:
             _ecs(run, "deregister_task_definition", taskDefinition=arn)
-
-
-def _scaling_matches(wanted: AutoscalingSettings, current: dict[str, Any] | None) -> bool:
-    return current is not None and (current["MinCapacity"], current["MaxCapacity"]) == (
-        wanted.min_tasks,
-        wanted.max_tasks,
-    )
 
 
 def task_definition(run: Run, image: str, database: Outputs, runtime: Outputs) -> dict[str, Any]:

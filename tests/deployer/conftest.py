@@ -1,4 +1,9 @@
-"""A moto server on 127.0.0.1 for the whole run (reset per test) and a runner for the CLI."""
+"""A moto server on 127.0.0.1 for the whole run (reset per test), behind the realism layer
+(tests/support/realism.py), and a runner for the CLI.
+
+The deployer (in-process runs and the CLI alike) calls with its own access key, so the
+realism layer holds it to AWS's rules and the IAM policy; the tests' own boto3 calls use the
+key `testing` and see the emulator as it is."""
 
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from deployer.aws import Aws, EventHooks
 from deployer.config import load
 from deployer.inventory import Owner
 from deployer.steps.base import Run
+from tests.support.realism import DEPLOYER_KEY, Realism, RealisticMotoServer, bootstrap_account
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = Path(sys.executable).parent / "nnote-deploy"
@@ -28,21 +34,32 @@ PREBUILT_IMAGE = "127.0.0.1:5000/nnote-staging@sha256:" + "0" * 64
 
 
 @pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
+def moto_server() -> Iterator[RealisticMotoServer]:
     os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
     os.environ["MOTO_ECS_SERVICE_RUNNING"] = "1"
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server = RealisticMotoServer()
     server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
+    yield server
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def moto_endpoint(moto_server: RealisticMotoServer) -> str:
+    return moto_server.layer.url
+
+
 @pytest.fixture
-def aws_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """Fresh emulated AWS for each test; credentials and endpoint in this process's env too."""
+def realism(moto_server: RealisticMotoServer) -> Realism:
+    return moto_server.layer
+
+
+@pytest.fixture
+def aws_env(
+    moto_endpoint: str, realism: Realism, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, str]]:
+    """Fresh emulated AWS for each test; credentials and endpoint in this process's env too.
+
+    Fails the test if the IAM policy denied any call the deployer made."""
     requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10)
     env = {
         "AWS_ENDPOINT_URL": moto_endpoint,
@@ -56,8 +73,11 @@ def aws_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, st
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("AWS_MAX_ATTEMPTS", raising=False)
     monkeypatch.delenv("GITHUB_RUN_ID", raising=False)
-    return env
+    bootstrapped()
+    yield env
+    assert realism.denials == [], f"docs/iam-policy.json denied: {realism.denials}"
 
 
 @dataclass
@@ -73,17 +93,26 @@ class CliResult:
 
 def cli_command(*args: str, config: Path | None = None) -> list[str]:
     command = [str(CLI), *args]
-    if args and args[0] in ("up", "plan", "status", "down", "unlock"):
+    if args and args[0] in ("up", "plan", "status", "down", "unlock", "verify"):
         command += ["--config", str(config or ROOT / "deploy.toml")]
-    if args and args[0] in ("up", "plan") and config is None:
+    if args and args[0] in ("up", "plan", "verify") and config is None:
         # Tests of the AWS resources deploy a prebuilt image; tests/deployer/test_image.py
         # passes its own checkout and builds for real.
         command += ["--image", PREBUILT_IMAGE]
     return command
 
 
+def bootstrapped() -> None:
+    """The account as `nnote-deploy bootstrap` leaves it (the boundary of task roles)."""
+    bootstrap_account(os.environ["AWS_ENDPOINT_URL"])
+
+
+# The deployer's credentials: the realism layer holds calls made with them to AWS's rules.
+DEPLOYER_CREDENTIALS = {"AWS_ACCESS_KEY_ID": DEPLOYER_KEY, "AWS_SECRET_ACCESS_KEY": DEPLOYER_KEY}
+
+
 def cli_env(aws_env: dict[str, str], extra: dict[str, str] | None = None) -> dict[str, str]:
-    return {**os.environ, **aws_env, "COLUMNS": "120", **(extra or {})}
+    return {**os.environ, **aws_env, **DEPLOYER_CREDENTIALS, "COLUMNS": "120", **(extra or {})}
 
 
 @pytest.fixture
@@ -109,28 +138,34 @@ _run_numbers = itertools.count(1)
 
 @functools.cache
 def _models() -> Any:
-    """One botocore session for every test run: service models are loaded once."""
+    """One botocore session for every test run: service models are loaded once. It signs
+    with the deployer's key, as the CLI does."""
     import botocore.session
 
-    return botocore.session.get_session()
+    session = botocore.session.get_session()
+    session.set_credentials(DEPLOYER_KEY, DEPLOYER_KEY)
+    return session
 
 
 def make_run(
     env: str = "staging",
     hooks: EventHooks | None = None,
     run_id: str | None = None,
-    max_attempts: int = 2,
+    max_attempts: int | None = 2,
+    region: str = REGION,
 ) -> Run:
-    """A run as the CLI makes one; each gets its own run id, as each real run does."""
-    config = load(ROOT / "deploy.toml", env)
+    """A run as the CLI makes one; each gets its own run id, as each real run does.
+
+    Two attempts a call keep failure tests fast; `max_attempts=None` is the CLI's default."""
+    config = load(ROOT / "deploy.toml", env, region)
     run_id = run_id or f"test-run-{next(_run_numbers)}"
-    aws = Aws(region=REGION, hooks=hooks, max_attempts=max_attempts, botocore_session=_models())
+    aws = Aws(region=region, hooks=hooks, max_attempts=max_attempts, botocore_session=_models())
     return Run(
         aws=aws,
         config=config,
         owner=Owner(config.app, env, run_id),
         poll_seconds=0.01,
-        dependency_budget_seconds=1.0,
+        dependency_budget_seconds=5.0,  # the realism layer lags by a few calls
     )
 
 

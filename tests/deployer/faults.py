@@ -110,7 +110,7 @@ def _runtime_snapshot(rows: Callable[..., list[str]]) -> dict[str, list[str]]:
     """What `up` adds on top of the base: roles, secrets, logs, cluster, load balancer.
 
     Deleted ECS clusters and services stay listed as INACTIVE for a while, as on AWS; the
-    ECS service-linked role is the account's, made once and shared by every ECS user.
+    service-linked roles are the account's, made once and shared by every user of a service.
     """
     client = partial(boto3.client, region_name=REGION)
     ecs, elb = client("ecs"), client("elbv2")
@@ -127,9 +127,26 @@ def _runtime_snapshot(rows: Callable[..., list[str]]) -> dict[str, list[str]]:
         for s in ecs.describe_services(cluster=c, services=arns)["services"]
         if s["status"] != "INACTIVE"
     ]
-    roles = [r for r in client("iam").list_roles()["Roles"] if r["Path"] != SERVICE_ROLE_PATH]
+    iam = client("iam")
+    roles = [r for r in iam.list_roles()["Roles"] if not r["Path"].startswith(SERVICE_ROLE_PATH)]
     return {
         "roles": rows(roles),
+        "role_policies": sorted(
+            f"{role['RoleName']} {policy}" for role in roles for policy in _policies_of(iam, role)
+        ),
+        "parameters": sorted(p["Name"] for p in client("ssm").describe_parameters()["Parameters"]),
+        "listeners": sorted(
+            listener["ListenerArn"]
+            for lb in elb.describe_load_balancers()["LoadBalancers"]
+            for listener in elb.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])[
+                "Listeners"
+            ]
+        ),
+        "scaling": rows(
+            client("application-autoscaling").describe_scalable_targets(ServiceNamespace="ecs")[
+                "ScalableTargets"
+            ]
+        ),
         "secrets": rows(client("secretsmanager").list_secrets()["SecretList"]),
         "log_groups": rows(client("logs").describe_log_groups()["logGroups"]),
         "clusters": sorted(clusters),
@@ -140,11 +157,20 @@ def _runtime_snapshot(rows: Callable[..., list[str]]) -> dict[str, list[str]]:
     }
 
 
-SERVICE_ROLE_PATH = "/aws-service-role/ecs.amazonaws.com/"
+def _policies_of(iam: Any, role: dict[str, Any]) -> list[str]:
+    name = role["RoleName"]
+    attached = iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]
+    return [p["PolicyArn"] for p in attached] + iam.list_role_policies(RoleName=name)["PolicyNames"]
+
+
+# Service-linked roles (ECS, ELB, RDS, autoscaling) belong to the account: made once on first
+# use and shared with every other user of the service, never deleted by a rollback or `down`.
+SERVICE_ROLE_PATH = "/aws-service-role/"
 
 
 def bystanders() -> None:
-    """Resources that are not this environment's: another env's, another app's, untagged."""
+    """Resources that are not this environment's: another env's, another app's, untagged,
+    and another team's repository and DB subnet group (which the deploy role may not read)."""
     ec2 = boto3.client("ec2", region_name=REGION)
 
     def tags(app: str, env: str) -> list[dict[str, Any]]:
@@ -167,6 +193,13 @@ def bystanders() -> None:
         GroupName="nnote-staging-db", Description="look-alike", VpcId=untagged
     )
     boto3.client("ecr", region_name=REGION).create_repository(repositoryName="nnote-prod")
+    boto3.client("ecr", region_name=REGION).create_repository(repositoryName="payments-api")
+    subnet = ec2.create_subnet(VpcId=untagged, CidrBlock="10.40.200.0/24")["Subnet"]["SubnetId"]
+    boto3.client("rds", region_name=REGION).create_db_subnet_group(
+        DBSubnetGroupName="payments-db",
+        DBSubnetGroupDescription="another team's",
+        SubnetIds=[subnet],
+    )
 
 
 class _Raw:

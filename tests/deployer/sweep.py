@@ -22,7 +22,7 @@ import requests
 from deployer import inventory, pipeline
 from deployer.errors import DeployError
 from deployer.steps.base import Run, SilentProgress
-from tests.deployer.conftest import PREBUILT_IMAGE, REGION, ROOT, make_run
+from tests.deployer.conftest import PREBUILT_IMAGE, REGION, ROOT, bootstrapped, make_run
 from tests.deployer.faults import (
     FAULT_KINDS,
     SERVICE_ROLE_PATH,
@@ -31,6 +31,7 @@ from tests.deployer.faults import (
     mutating_calls,
     snapshot,
 )
+from tests.support.realism import RealisticMotoServer
 
 COMMANDS = ("up", "down", "redeploy")
 
@@ -70,6 +71,7 @@ RUNNERS: dict[str, Callable[[Run], Any]] = {"up": deploy, "redeploy": redeploy, 
 def reset(endpoint: str) -> dict[str, list[str]]:
     """An emulated account holding only the bystanders; returns its snapshot."""
     requests.post(f"{endpoint}/moto-api/reset", timeout=10)
+    bootstrapped()
     bystanders()
     return snapshot()
 
@@ -111,15 +113,23 @@ def sweep(command: str, kind: str, endpoint: str) -> SweepResult:
     return run_cases(command, kind, endpoint, probe_calls(command, endpoint))
 
 
+# A failed `up` must leave the account exactly as it was (the full describe snapshot, which
+# covers every kind of resource the deployer makes): the next case then starts from it. Every
+# CONFIRM_EVERY-th case also runs the converging `up` and the `down` that prove such a state
+# deploys and deletes cleanly (each one, for `down` and `redeploy`, which need it anyway).
+CONFIRM_EVERY = 6
+
+
 def run_cases(command: str, kind: str, endpoint: str, cases: list[tuple[str, int]]) -> SweepResult:
     """Fail each case's call in turn. Cases run back to back, each starting from the state
     the previous one's recovery left (which is checked, and reset if wrong)."""
     pristine = _starting_state(command, endpoint)
     deployed = owned_now() if command != "up" else []
     result = SweepResult(command, kind)
-    for operation, nth in cases:
+    for index, (operation, nth) in enumerate(cases):
         result.swept += 1
-        problems, leaked = one_case(command, kind, operation, nth, pristine, deployed)
+        confirm = index % CONFIRM_EVERY == 0 or index == len(cases) - 1
+        problems, leaked = one_case(command, kind, operation, nth, pristine, deployed, confirm)
         result.leaked += leaked
         if problems:
             result.failures.append(f"{operation}#{nth}: {'; '.join(problems)}")
@@ -138,6 +148,7 @@ def one_case(
     nth: int,
     pristine: dict[str, list[str]],
     deployed: list[tuple[str, str]],
+    confirm: bool = True,
 ) -> tuple[list[str], int]:
     """Fail one call; return what went wrong and how many resources leaked."""
     if command == "up":
@@ -148,9 +159,12 @@ def one_case(
     problems = _fails_cleanly(command, run)
     if not fault.fired:
         problems.append("the fault never fired")
+    problems += _denials()
     if command != "down" and snapshot() != before:
         problems.append(f"state differs from before the run: {differences(before, snapshot())}")
     leaked = len(inventory.leftovers(run.aws, run.owner)) if command == "up" else 0
+    if command == "up" and not confirm and not problems and not leaked:
+        return problems, leaked  # exactly as before: the next case starts from here
     deploy(make_run(run_id="converge"))  # a following up converges...
     if pipeline.plan(make_run(), pipeline.deploy_steps(ROOT, PREBUILT_IMAGE)):
         problems.append("a following up did not converge")
@@ -165,6 +179,16 @@ def one_case(
         leaked = sum(extra.values())
         problems.append(f"converged env differs from a fresh one: +{extra} -{missing}")
     return problems, leaked
+
+
+def _denials() -> list[str]:
+    """In a worker, what the IAM policy refused since the last look (the main process's
+    aws_env fixture checks its own server)."""
+    if _server is None or not _server.layer.denials:
+        return []
+    denied = list(_server.layer.denials)
+    _server.layer.denials.clear()
+    return [f"docs/iam-policy.json denied {denied}"]
 
 
 def _fails_cleanly(command: str, run: Run) -> list[str]:
@@ -210,6 +234,9 @@ def table(results: list[SweepResult]) -> str:
 # -- running sweeps in parallel, each worker process with its own moto server ----------------
 
 
+_server: RealisticMotoServer | None = None  # a worker process's own emulator
+
+
 def _start_own_moto() -> None:
     """Worker initializer: an emulated AWS private to this process, used by every call."""
     os.environ.update(
@@ -222,17 +249,20 @@ def _start_own_moto() -> None:
         AWS_SHARED_CREDENTIALS_FILE="/dev/null",
     )
     os.environ.pop("AWS_PROFILE", None)
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    os.environ["AWS_ENDPOINT_URL"] = f"http://{host}:{port}"
+    global _server
+    _server = RealisticMotoServer()
+    os.environ["AWS_ENDPOINT_URL"] = _server.start()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
 
 def _sweep_here(command: str, kind: str) -> SweepResult:
-    return sweep(command, kind, os.environ["AWS_ENDPOINT_URL"])
+    """In a worker: a sweep that cannot even start comes back as a failure, not as an
+    exception the process pool could not carry back."""
+    try:
+        return sweep(command, kind, os.environ["AWS_ENDPOINT_URL"])
+    except Exception as error:
+        message = error.message if isinstance(error, DeployError) else repr(error)
+        return SweepResult(command, kind, failures=[f"the sweep could not run: {message}"])
 
 
 def sweep_all(

@@ -58,7 +58,7 @@ def test_every_bad_field_is_reported_with_its_path(tmp_path: Path) -> None:
         (('"10.40.1.0/24"]', '"10.40.0.128/25"]'), "overlap"),
         (('"10.40.1.0/24"]', '"10.99.1.0/24"]'), "is not inside vpc_cidr"),
         (('app = "nnote"', 'app = "No Spaces"'), "app: String should match pattern"),
-        (("[env.staging]", "[env.Bad_Name]"), "env.Bad_Name: must match"),
+        (("[env.staging]", "[env.Bad_Name]"), "env.Bad_Name: must be 2-22 lowercase letters"),
         (
             ("keep_images = 10", 'keep_images = "ten"'),
             "keep_images: Input should be a valid integer",
@@ -91,3 +91,47 @@ def test_cli_config_error_exits_3_before_any_aws_call(cli, tmp_path: Path) -> No
     )
     assert "hint: fix deploy.toml" in result.text
     assert "Traceback" not in result.text and "account" not in result.text
+
+
+@pytest.mark.parametrize(
+    ("edits", "expected"),
+    [
+        # AWS caps load balancer and target group names (APP-ENV) at 32 characters.
+        (
+            [
+                ('app = "nnote"', 'app = "notes-service-app"'),
+                ("[env.prod]", "[env.preview-branch-1]"),
+            ],
+            "env.preview-branch-1: notes-service-app-preview-branch-1 is 34 characters; "
+            "AWS allows 32",
+        ),
+        # RDS identifiers may not hold two hyphens in a row.
+        ([("[env.prod]", "[env.pr--1]")], "env.pr--1: must be 2-22 lowercase letters"),
+        # Fargate offers each CPU size with some memory sizes only.
+        (
+            [("cpu = 256", "cpu = 512")],
+            "defaults.service: memory_mb: Fargate offers 512 CPU units with 1024-4096 MiB",
+        ),
+        # MySQL 8.0 is past RDS standard support: only with paid Extended Support.
+        (
+            [('engine_version = "8.4"', 'engine_version = "8.0"')],
+            "defaults.db: engine_version: MySQL 8.0 left RDS standard support on 2026-07-31",
+        ),
+    ],
+)
+def test_names_and_sizes_aws_would_refuse_are_refused_first(
+    tmp_path: Path, edits: list[tuple[str, str]], expected: str
+) -> None:
+    text = GOOD
+    for old, new in edits:
+        assert old in text
+        text = text.replace(old, new)
+    with pytest.raises(ConfigError) as raised:
+        load(write(tmp_path, text), "staging")
+    assert expected in "\n".join(raised.value.problems)
+
+
+def test_mysql_8_0_stays_selectable_with_extended_support(tmp_path: Path) -> None:
+    text = GOOD.replace('engine_version = "8.4"', 'engine_version = "8.0"\nextended_support = true')
+    assert load(write(tmp_path, text), "staging").settings.db.engine_version == "8.0"
+    assert load(ROOT / "deploy.toml", "staging").settings.db.engine_version == "8.4"

@@ -4,6 +4,7 @@ or raises ConfigError naming the edited field; never anything else, never an AWS
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import subprocess
@@ -195,3 +196,28 @@ def test_cli_rejects_a_fuzzed_config_with_one_clear_error(
     assert done.returncode == 3, done.stdout + done.stderr
     assert "Traceback" not in done.stdout + done.stderr
     assert "error:" in done.stdout + done.stderr and "hint:" in done.stdout + done.stderr
+
+
+def subnet_in(vpc: str) -> st.SearchStrategy[str]:
+    """Any well-formed block inside `vpc` (strict: the host bits are zero)."""
+    network = ipaddress.IPv4Network(vpc)
+    return st.integers(min_value=network.prefixlen + 1, max_value=28).flatmap(
+        lambda size: st.sampled_from(
+            [str(block) for block in list(network.subnets(new_prefix=size))[:64]]
+        )
+    )
+
+
+@settings(FUZZ, max_examples=200)
+@given(first=subnet_in("10.40.0.0/16"), second=subnet_in("10.40.0.0/16"))
+def test_overlapping_subnets_are_refused_and_only_they(
+    tmp_path: Path, first: str, second: str
+) -> None:
+    """The oracle is the standard library's: two blocks inside the VPC load unless they share
+    an address, and then the problem names them."""
+    document = edited(("defaults", "network", "public_subnets"), [first, second])
+    error = loads_or_names(tmp_path, document, "public_subnets")
+    overlap = ipaddress.IPv4Network(first).overlaps(ipaddress.IPv4Network(second))
+    assert (error is not None) == overlap, (first, second, error and error.problems)
+    if error is not None:
+        assert f"{first} and {second} overlap" in "\n".join(error.problems)

@@ -19,7 +19,7 @@ import requests
 
 from deployer import inventory
 from deployer.errors import ExitCode
-from tests.deployer.conftest import cli_command, cli_env, make_run
+from tests.deployer.conftest import bootstrapped, cli_command, cli_env, make_run
 from tests.deployer.faults import bystanders, snapshot
 from tests.reporting import report
 
@@ -29,7 +29,9 @@ SEED = int(os.environ.get("NNOTE_RELIABILITY_SEED", "20261124"))
 
 
 def reset(aws_env: dict[str, str]) -> None:
+    """A fresh account, bootstrapped (the boundary of task roles exists), as aws_env makes."""
     requests.post(f"{aws_env['AWS_ENDPOINT_URL']}/moto-api/reset", timeout=10)
+    bootstrapped()
 
 
 def up_process(

@@ -50,10 +50,10 @@ def test_no_rollback_keeps_partial_work_and_up_resumes(aws_env: dict[str, str]) 
 
 
 def test_throttling_is_retried_by_botocore(aws_env: dict[str, str]) -> None:
-    throttle = ThrottleFirst("CreateVpc", 1)
-    run = make_run(hooks=throttle.hooks())  # two attempts in the tests
+    throttle = ThrottleFirst("CreateVpc", 3)
+    run = make_run(hooks=throttle.hooks(), max_attempts=None)  # the CLI's default retries
     pipeline.up(run, QuietEvents())
-    assert throttle.sent == 2, "one throttled send, then the retry went through"
+    assert throttle.sent == 4, "three throttled sends, then a retry went through"
     assert pipeline.plan(make_run()) == []
 
 
@@ -93,7 +93,10 @@ def test_ctrl_c_during_up_rolls_back_what_the_run_made(aws_env: dict[str, str]) 
     assert inventory.leftovers(run.aws, run.owner) == []
 
 
-@pytest.mark.parametrize("operation", ["CreateVpc", "CreateDBInstance", "CreateRepository"])
+LOST = {"CreateVpc": "ec2:vpc", "CreateDBInstance": "rds:db", "CreateRepository": "ecr:repository"}
+
+
+@pytest.mark.parametrize("operation", sorted(LOST))
 def test_a_create_whose_answer_was_lost_is_reported_not_hidden(
     aws_env: dict[str, str], operation: str
 ) -> None:
@@ -112,7 +115,10 @@ def test_a_create_whose_answer_was_lost_is_reported_not_hidden(
     assert failed.value.rollback is not None
     stray = [entry for entry, why in failed.value.rollback.failed if "answer was lost" in why]
     assert len(stray) == 1, failed.value.rollback.failed
-    assert "could not undo 1" in failed.value.message
+    assert stray[0].startswith(LOST[operation]), stray
+    # What the lost resource holds (a database holds its subnet group, group and subnets)
+    # cannot be undone either, and says so.
+    assert "could not undo" in failed.value.message
     assert "nnote-deploy down" in failed.value.hint
     pipeline.down(make_run(run_id="cleanup"), QuietEvents())
     assert snapshot() == before

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import boto3
 
+from deployer.inventory import Owner
 from tests.deployer.conftest import REGION
 
 
@@ -48,6 +49,7 @@ def test_no_command_prints_a_secret(cli, tmp_path: Path) -> None:  # type: ignor
         Name="/nnote-deploy/nnote/staging/lock",
         Type="String",
         Value='{"run": "x", "expires": 1e12}',
+        Tags=Owner("nnote", "staging", "x").tags("lock"),  # as another run made it
     )
     locked = cli("down", "--yes", "--verbose", env=github)
     assert locked.code == 4 and "Traceback" in locked.text

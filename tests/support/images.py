@@ -1,8 +1,9 @@
-"""Build the repository's Dockerfile offline: a local base image and host-downloaded wheels.
+"""Build the repository's Dockerfile offline: a local base image, wheels served over HTTP.
 
 No registry is reachable from the test machines, so the build gets `BASE_IMAGE` (made by
-scripts/build-base-image) and `PIP_INSTALL_ARGS` pointing at wheels pip downloaded on the
-host. The user's default build path is untouched: both are build arguments.
+scripts/build-base-image) and `PIP_INSTALL_ARGS` pointing at a wheel server on 127.0.0.1,
+which the build reaches on the host network. The user's default build path is untouched:
+both are build arguments and the network is a build option; the Dockerfile knows of neither.
 """
 
 from __future__ import annotations
@@ -10,14 +11,17 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import docker
 from docker.models.images import Image
 
+from tests.support.wheel_server import pip_install_args, serving
+
 ROOT = Path(__file__).resolve().parents[2]
 BASE_IMAGE = "local/nnote-python:bookworm"
-CONTEXT_FILES = ("Dockerfile", ".dockerignore", "requirements.txt", "gunicorn.conf.py", "nnote")
 WHEEL_CACHE = Path.home() / ".cache" / "nnote" / "wheels"
 
 
@@ -52,34 +56,55 @@ def wheels() -> Path:
     return folder
 
 
-def build_context(folder: Path, source: Path = ROOT) -> Path:
-    """A copy of what the Dockerfile needs, plus the wheels folder."""
-    for name in CONTEXT_FILES:
-        path = source / name
-        if path.is_dir():
-            shutil.copytree(path, folder / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(path, folder / name)
-    shutil.copytree(wheels(), folder / "wheels", ignore=shutil.ignore_patterns(".complete"))
+@contextmanager
+def offline_build_args() -> Iterator[dict[str, str]]:
+    """Build arguments for a build on the host network; its wheel server runs for the block."""
+    base_image = ensure_base_image()
+    with serving(wheels()) as url:
+        yield {"BASE_IMAGE": base_image, "PIP_INSTALL_ARGS": pip_install_args(url)}
+
+
+def git(folder: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(folder), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+
+def copy_tracked_files(folder: Path, source: Path = ROOT) -> Path:
+    """What `git clean -xfd` would leave of `source`, with its working tree's contents (so
+    uncommitted edits are in); tracked files deleted there are left out."""
+    listing = git(source, "ls-files", "-z")
+    for name in filter(None, listing.split("\0")):
+        if (source / name).exists():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source / name, folder / name, follow_symlinks=False)
+    return folder
+
+
+def clean_checkout(folder: Path, source: Path = ROOT) -> Path:
+    """A new git repository holding `source`'s tracked files, all committed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    copy_tracked_files(folder, source)
+    git(folder, "init", "-q")
+    git(folder, "add", "--all", "--force")  # tracked there, so kept whatever .gitignore says
+    git(folder, "-c", "commit.gpgsign=false", "commit", "-qm", "app")
     return folder
 
 
 def build_offline_image(folder: Path, tag: str, canary: str | None = None) -> Image:
-    """Build from a copy of the checkout; `canary` plants a developer's local secrets in the
-    context (a .env file, the dev SECRET_KEY in the instance folders) to prove they stay out."""
-    client = docker.from_env()
-    context = build_context(folder)
+    """Build a copy of the checkout as `docker build .` would; `canary` plants a developer's
+    local secrets in it (a .env file, the dev SECRET_KEY in the instance folders) to prove
+    that .dockerignore keeps them out."""
+    context = copy_tracked_files(folder)
     if canary:
         for path in (".env", "instance/secret_key", "nnote/instance/secret_key"):
             (context / path).parent.mkdir(parents=True, exist_ok=True)
             (context / path).write_text(f"SECRET_KEY={canary}\n")
-    image, _logs = client.images.build(
-        path=str(context),
-        tag=tag,
-        rm=True,
-        buildargs={
-            "BASE_IMAGE": ensure_base_image(),
-            "PIP_INSTALL_ARGS": "--no-index --find-links /src/wheels",
-        },
-    )
+    with offline_build_args() as build_args:
+        image, _logs = docker.from_env().images.build(
+            path=str(context), tag=tag, rm=True, buildargs=build_args, network_mode="host"
+        )
     return image
