@@ -45,7 +45,8 @@ def policy_name(run: Run) -> str:
 
 
 def observe(run: Run) -> dict[str, Any] | None:
-    """The scalable target, read even when not configured: a removed setting must be undone."""
+    """The scalable target, read even when not configured (a removed setting must be undone),
+    with our policy's CPU target (`CpuTarget`) when autoscaling is configured."""
     wanted = target(run)
     found = call(
         run.aws,
@@ -55,14 +56,28 @@ def observe(run: Run) -> dict[str, Any] | None:
         ResourceIds=[wanted["ResourceId"]],
         ScalableDimension=wanted["ScalableDimension"],
     )["ScalableTargets"]
-    return dict(found[0]) if found else None
+    if not found:
+        return None
+    current = dict(found[0])
+    if autoscaled(run):
+        current["CpuTarget"] = _cpu_target(run, _policies(run))
+    return current
 
 
 def matches(wanted: AutoscalingSettings, current: dict[str, Any] | None) -> bool:
-    return current is not None and (current["MinCapacity"], current["MaxCapacity"]) == (
-        wanted.min_tasks,
-        wanted.max_tasks,
-    )
+    return current is not None and (
+        current["MinCapacity"],
+        current["MaxCapacity"],
+        current.get("CpuTarget"),
+    ) == (wanted.min_tasks, wanted.max_tasks, float(wanted.cpu_target))
+
+
+def _cpu_target(run: Run, policies: list[dict[str, Any]]) -> float | None:
+    for policy in policies:
+        configuration = policy.get("TargetTrackingScalingPolicyConfiguration") or {}
+        if policy["PolicyName"] == policy_name(run) and "TargetValue" in configuration:
+            return float(configuration["TargetValue"])
+    return None
 
 
 def changes(run: Run, current: dict[str, Any] | None) -> list[Change]:
@@ -80,19 +95,36 @@ def changes(run: Run, current: dict[str, Any] | None) -> list[Change]:
 
 
 def converge(run: Run, current: dict[str, Any] | None) -> None:
-    """Register, change or remove the target and its policy; journaled with an exact undo."""
+    """Register, change or remove the target and its policy; each call journaled with an
+    exact undo, so a failure between them leaves nothing half-done."""
     if not changes(run, current):
         return
-    previous = (current, _policies(run) if current else [])
     wanted = run.config.settings.service.autoscaling
     if wanted is None:
+        previous_target = current.get("CpuTarget") if current else None
         remove(run)
-        description = "removed autoscaling"
-    else:
+        run.journal.record(
+            COMPONENT, "removed autoscaling", lambda: _restore(run, current, previous_target)
+        )
+        return
+    if not current or (current["MinCapacity"], current["MaxCapacity"]) != (
+        wanted.min_tasks,
+        wanted.max_tasks,
+    ):
         _register(run, wanted.min_tasks, wanted.max_tasks)
+        run.journal.record(
+            COMPONENT,
+            f"set autoscaling {wanted.min_tasks}-{wanted.max_tasks} tasks",
+            lambda: _restore_range(run, current),
+        )
+    previous = current.get("CpuTarget") if current else None
+    if previous != float(wanted.cpu_target):
         _put_policy(run, float(wanted.cpu_target))
-        description = f"set autoscaling {wanted.min_tasks}-{wanted.max_tasks} tasks"
-    run.journal.record(COMPONENT, description, lambda: _restore(run, *previous))
+        run.journal.record(
+            COMPONENT,
+            f"set the CPU target to {wanted.cpu_target}%",
+            lambda: _restore_policy(run, previous),
+        )
 
 
 def remove(run: Run) -> None:
@@ -145,12 +177,27 @@ def _policies(run: Run) -> list[dict[str, Any]]:
     )
 
 
-def _restore(run: Run, previous: dict[str, Any] | None, policies: list[dict[str, Any]]) -> None:
+def _restore(run: Run, previous: dict[str, Any] | None, cpu_target: float | None) -> None:
+    """Put back a removed target and its policy."""
+    _restore_range(run, previous)
+    if previous is not None:
+        _restore_policy(run, cpu_target)
+
+
+def _restore_range(run: Run, previous: dict[str, Any] | None) -> None:
     if previous is None:
-        remove(run)
+        remove(run)  # the policy goes with the target
+    else:
+        _register(run, previous["MinCapacity"], previous["MaxCapacity"])
+
+
+def _restore_policy(run: Run, cpu_target: float | None) -> None:
+    if cpu_target is not None:
+        _put_policy(run, cpu_target)
         return
-    _register(run, previous["MinCapacity"], previous["MaxCapacity"])
-    for policy in policies:
-        configuration = policy.get("TargetTrackingScalingPolicyConfiguration") or {}
-        if policy["PolicyName"] == policy_name(run) and "TargetValue" in configuration:
-            _put_policy(run, float(configuration["TargetValue"]))
+    undo_ignoring(
+        ("ObjectNotFoundException",),
+        lambda: call(
+            run.aws, SERVICE, "delete_scaling_policy", **target(run), PolicyName=policy_name(run)
+        ),
+    )()

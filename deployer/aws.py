@@ -243,10 +243,12 @@ def retry_while(
     on_retry: Callable[[str, float], None] = lambda _code, _left: None,
     delay: float = 2.0,
     when: Callable[[AwsError], bool] = lambda _error: True,
+    sleep: Callable[[float], Any] = time.sleep,
 ) -> Any:
     """Retry `action` while AWS answers one of `codes` (eventual consistency), within a budget.
 
     `when` narrows it further, for codes AWS also uses for errors that retrying cannot fix.
+    `sleep` is the run's own (Run.sleep): it wakes at once on Ctrl-C and stops the retries.
     """
     deadline = time.monotonic() + budget_seconds
     while True:
@@ -257,4 +259,4 @@ def retry_while(
             if error.code not in codes or not when(error) or left <= 0:
                 raise
             on_retry(error.code, left)
-            time.sleep(min(delay, max(left, 0.01)))
+            sleep(min(delay, max(left, 0.01)))

@@ -38,6 +38,11 @@ from deployer.journal import RollbackReport, RunJournal
 from deployer.steps.base import Progress, SilentProgress, undo_ignoring
 
 PROVIDER_HOST = "token.actions.githubusercontent.com"
+SANDBOX_PREFIX = "acceptance"
+# A first prod `up` (Multi-AZ RDS, then a rollout) can outlast IAM's default one-hour session;
+# the workflows ask for as long (role-duration-seconds).
+SESSION_SECONDS = 3 * 3600
+DEFAULT_SESSION_SECONDS = 3600  # .github/workflows/aws-acceptance.yml: a sandbox account
 AUDIENCE = "sts.amazonaws.com"
 MANAGER = "nnote-bootstrap"
 STEP = "bootstrap"
@@ -105,12 +110,14 @@ def target_from_config(
     region: str | None = None,
 ) -> tuple[BootstrapTarget, str]:
     """The target for deploy.toml's app, and the region to work in. `environments=None` means
-    every environment in deploy.toml; named ones must be in it. Raises ConfigError before any
+    every environment in deploy.toml but the `acceptance*` ones (a sandbox account's runs,
+    with a role of their own there); named ones must be in it. Raises ConfigError before any
     AWS call."""
     names = _environment_names(path)
     # `load` validates the whole file (every environment) and reports it the usual way.
     config = load(path, names[0] if names else None, region)
-    chosen = tuple(names if environments is None else environments)
+    everyday = [name for name in names if not name.startswith(SANDBOX_PREFIX)]
+    chosen = tuple(everyday if environments is None else environments)
     unknown = [env for env in chosen if env not in names]
     target = BootstrapTarget(config.app, repository, chosen, tuple(branches), role_name)
     problems = [f"environment {env!r} is not in {path}" for env in unknown] + target.problems()
@@ -451,10 +458,14 @@ class _Bootstrap:
             self.create_role(trust)
             return set()
         self.result.role_arn = role["Arn"]
-        if role.get("AssumeRolePolicyDocument") == trust:
-            self.report("unchanged", f"IAM role {self.role}")
-        else:
+        same_trust = role.get("AssumeRolePolicyDocument") == trust
+        if not same_trust:
             self.update_trust(role.get("AssumeRolePolicyDocument"), trust)
+        session = role.get("MaxSessionDuration", DEFAULT_SESSION_SECONDS)
+        if session != SESSION_SECONDS:
+            self.update_session(session)
+        if same_trust and session == SESSION_SECONDS:
+            self.report("unchanged", f"IAM role {self.role}")
         attached = paginate(
             self.aws, "iam", "list_attached_role_policies", "AttachedPolicies", RoleName=self.role
         )
@@ -466,6 +477,7 @@ class _Bootstrap:
             RoleName=self.role,
             AssumeRolePolicyDocument=minified(trust),
             Description=f"GitHub Actions runs nnote-deploy for {self.target.repository}",
+            MaxSessionDuration=SESSION_SECONDS,
             Tags=self.tags,
         )["Role"]
         self.changed(
@@ -475,6 +487,14 @@ class _Bootstrap:
         )
         self.result.role_arn = role["Arn"]
         self.report("created", f"IAM role {self.role}")
+
+    def update_session(self, previous: int) -> None:
+        self.iam("update_role", RoleName=self.role, MaxSessionDuration=SESSION_SECONDS)
+        self.changed(
+            f"changed the session length of IAM role {self.role}",
+            self.reverting("update_role", RoleName=self.role, MaxSessionDuration=previous),
+        )
+        self.report("updated", f"session length of IAM role {self.role}: {SESSION_SECONDS}s")
 
     def update_trust(self, previous: Any, trust: dict[str, Any]) -> None:
         self.iam("update_assume_role_policy", RoleName=self.role, PolicyDocument=minified(trust))

@@ -410,7 +410,11 @@ def bootstrap(
     config: ConfigOpt = Path("deploy.toml"),
     envs: Annotated[
         list[str] | None,
-        typer.Option("--env", "-e", help="A GitHub environment allowed (repeat); default: all."),
+        typer.Option(
+            "--env",
+            "-e",
+            help="A GitHub environment allowed (repeat); default: all but acceptance*.",
+        ),
     ] = None,
     branches: Annotated[
         list[str] | None,

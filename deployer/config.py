@@ -24,8 +24,8 @@ REGION_PATTERN = r"^[a-z]{2}(-[a-z]+)+-\d$"
 LONGEST_PREFIX = 32
 
 # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/fargate-tasks-services.html
-FARGATE_MEMORY: dict[int, range] = {
-    256: range(512, 2049, 512),
+FARGATE_MEMORY: dict[int, range | tuple[int, ...]] = {
+    256: (512, 1024, 2048),
     512: range(1024, 4097, 1024),
     1024: range(2048, 8193, 1024),
     2048: range(4096, 16385, 1024),
@@ -144,10 +144,13 @@ class ServiceSettings(Section):
     def _fargate_size(self) -> ServiceSettings:
         offered = FARGATE_MEMORY[self.cpu]
         if self.memory_mb not in offered:
+            sizes = (
+                f"{offered.start}-{offered.stop - 1} MiB in steps of {offered.step}"
+                if isinstance(offered, range)
+                else ", ".join(map(str, offered)) + " MiB"
+            )
             raise ValueError(
-                f"memory_mb: Fargate offers {self.cpu} CPU units with "
-                f"{offered.start}-{offered.stop - 1} MiB in steps of {offered.step}, "
-                f"not {self.memory_mb}"
+                f"memory_mb: Fargate offers {self.cpu} CPU units with {sizes}, not {self.memory_mb}"
             )
         return self
 

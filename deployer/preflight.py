@@ -44,10 +44,11 @@ class Probe:
 
     name: str
     needed_for: tuple[str, ...]  # change types ("ec2:vpc") whose creation needs it
-    run: Callable[[Run, ImageStep | None], Check]
+    check: Callable[[Run, ImageStep | None], Check]
+    actions: tuple[str, ...] = ("create",)  # the changes of those types that need it
 
     def needed(self, changes: list[Change]) -> bool:
-        return any(c.action == "create" and c.type in self.needed_for for c in changes)
+        return any(c.action in self.actions and c.type in self.needed_for for c in changes)
 
 
 class PreflightFailed(DeployError):
@@ -76,11 +77,13 @@ def for_changes(run: Run, changes: list[Change], image: ImageStep | None) -> Non
 
 
 def _guarded(probe: Probe, run: Run, image: ImageStep | None) -> Check:
-    """A check that cannot run (a permission, a network error) fails with AWS's reason."""
+    """A check that cannot run (a permission, a network error, Docker) fails with the reason."""
     try:
-        return probe.run(run, image)
+        return probe.check(run, image)
     except DeployError as error:
         return Check(probe.name, False, error.message, error.hint)
+    except Exception as error:  # the Docker SDK and the file system raise their own
+        return Check(probe.name, False, f"{type(error).__name__}: {error}", "run verify --verbose")
 
 
 # -- quotas ---------------------------------------------------------------------------------
@@ -247,7 +250,7 @@ PROBES = [
     Probe("quota: RDS DB instances", ("rds:db",), _database_instances),
     Probe("zones where Fargate runs", ("ec2:subnet",), _zones),
     Probe("database offered", ("rds:db",), _database_offered),
-    Probe("permissions boundary", ("iam:role",), _boundary),
+    Probe("permissions boundary", ("iam:role",), _boundary, ("create", "update")),
     Probe("Docker engine", ("image",), _docker),
     Probe("image base", ("image",), _base_image),
 ]

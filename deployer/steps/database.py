@@ -323,6 +323,7 @@ class DatabaseStep(Step):
                     COMPONENT, f"subnet group still in use ({code}); {left:.0f}s left"
                 ),
                 delay=min(5.0, run.poll_seconds),
+                sleep=run.sleep,
             )
 
     def _delete_instance(self, run: Run, final_snapshot: bool, unprotect: bool = False) -> None:

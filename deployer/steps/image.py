@@ -178,14 +178,23 @@ class ImageStep(Step):
 
     @staticmethod
     def _untag(run: Run, version: str) -> None:
-        # BatchDeleteImage reports per-image failures in its answer instead of raising.
-        call(
+        """Undo a push. (`latest` keeps pointing at the pushed image: it names nothing the
+        service runs, which is always a digest.)"""
+        answer = call(
             run.aws,
             "ecr",
             "batch_delete_image",
             repositoryName=run.config.prefix,
             imageIds=[{"imageTag": version}],
         )
+        # BatchDeleteImage reports per-image failures in its answer instead of raising.
+        failed = [f for f in answer.get("failures", []) if f.get("failureCode") != "ImageNotFound"]
+        if failed:
+            raise DeployError(
+                f"could not delete image {version}: {failed[0].get('failureReason', '?')}",
+                f"delete it by hand: aws ecr batch-delete-image --repository-name "
+                f"{run.config.prefix} --image-ids imageTag={version}",
+            )
 
     def destroy(self, run: Run, observed: Observed) -> None:
         """Images go with their repository (the registry step deletes it with force)."""

@@ -239,6 +239,7 @@ class LoadBalancerStep(Step):
             run.dependency_budget_seconds,
             lambda: _elb(run, "delete_target_group", TargetGroupArn=arn),
             delay=min(5.0, run.poll_seconds),
+            sleep=run.sleep,
         )
 
     def destroy(self, run: Run, observed: Observed) -> None:

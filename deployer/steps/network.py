@@ -528,6 +528,7 @@ class NetworkStep(Step):
                 lambda: ignore_gone(lambda: _ec2(run, operation, **params)),
                 report,
                 delay=min(5.0, run.poll_seconds),
+                sleep=run.sleep,
             )
         except AwsError as error:
             if error.code in IN_USE:

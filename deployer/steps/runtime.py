@@ -311,15 +311,14 @@ class RuntimeStep(Step):
         return dict(role)
 
     def _bound(self, run: Run, name: str) -> None:
-        """A role made before roles had a boundary gets it. Kept on rollback: it only takes
-        away what a task role never needs (and the deploy role may not remove boundaries)."""
+        """A role made before roles had a boundary gets it. The one change a rollback keeps
+        (so not journaled): it only takes away what a task role never needs, and the deploy
+        role may not remove boundaries."""
         arn = boundary.arn(run.aws, run.config.app)
         call(
             run.aws, "iam", "put_role_permissions_boundary", RoleName=name, PermissionsBoundary=arn
         )
-        run.journal.record(
-            COMPONENT, f"set the permissions boundary of {name} (kept on rollback)", lambda: None
-        )
+        run.note(COMPONENT, f"gave IAM role {name} the permissions boundary (kept on rollback)")
 
     def _attach_execution_policy(self, run: Run, name: str) -> None:
         call(run.aws, "iam", "attach_role_policy", RoleName=name, PolicyArn=EXECUTION_POLICY)
@@ -352,6 +351,7 @@ class RuntimeStep(Step):
                 lambda: self._put_new_secret(run, name),
                 report,
                 delay=min(5.0, run.poll_seconds),
+                sleep=run.sleep,
                 when=lambda error: "scheduled for deletion" in error.message,
             )
         except AwsError as error:
@@ -434,6 +434,7 @@ def delete_cluster(run: Run) -> None:
         ),
         lambda code, left: run.note(COMPONENT, f"cluster busy ({code}); {left:.0f}s left"),
         delay=min(5.0, run.poll_seconds),
+        sleep=run.sleep,
     )
 
 

@@ -71,8 +71,13 @@ class ServiceStep(Step):
         service = next(
             (s for s in (answer or {}).get("services", []) if s.get("status") == "ACTIVE"), None
         )
-        if service is None:
-            return {"service": None, "task_definition": None, "policy": self._policy(run)}
+        if service is None:  # a target a failed run left behind is still found and removed
+            return {
+                "service": None,
+                "task_definition": None,
+                "policy": self._policy(run),
+                "scaling": autoscaling.observe(run),
+            }
         if not run.owner.owns(service.get("tags")):
             raise DeployError(
                 f"ECS service {prefix} is not managed by nnote-deploy", "rename the app or env"
@@ -144,8 +149,9 @@ class ServiceStep(Step):
                     "create",
                     "ecs:service",
                     prefix,
-                    f"{run.config.settings.service.desired_count} task(s), circuit breaker",
+                    f"{autoscaling.initial_count(run)} task(s), circuit breaker",
                 ),
+                *autoscaling.changes(run, observed.get("scaling")),
             ]
         wanted = self._wanted_from_observations(run)
         if wanted is None:
@@ -352,6 +358,7 @@ class ServiceStep(Step):
                 COMPONENT, f"ECS not ready for the service yet; {left:.0f}s left"
             ),
             delay=min(5.0, run.poll_seconds),
+            sleep=run.sleep,
             when=lambda error: any(r in error.message.lower() for r in NOT_YET_REASONS),
         )
         run.journal.record(

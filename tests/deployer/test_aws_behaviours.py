@@ -289,3 +289,20 @@ def test_task_roles_carry_the_boundary_and_older_ones_get_it(aws_env: dict[str, 
         role = iam.get_role(RoleName=name)["Role"]
         assert role["PermissionsBoundary"]["PermissionsBoundaryArn"] == boundary, name
     assert pipeline.plan(make_run(), STEPS) == []
+
+
+def test_a_changed_cpu_target_is_planned_and_applied(
+    aws_env: dict[str, str], tmp_path: Path
+) -> None:
+    def with_target(percent: int) -> Any:
+        setting = f"service.autoscaling = {{ max_tasks = 3, cpu_target = {percent} }}"
+        return configured(tmp_path, scaling=("[env.staging]", f"[env.staging]\n{setting}"))
+
+    pipeline.up(with_target(60), QuietEvents(), steps=STEPS)
+    changes = pipeline.plan(with_target(75), STEPS)
+    assert [(c.type, c.detail) for c in changes] == [("autoscaling", "1-3 tasks, CPU 75%")]
+    pipeline.up(with_target(75), QuietEvents(), steps=STEPS)
+    scaling = boto3.client("application-autoscaling", region_name=REGION)
+    policy = scaling.describe_scaling_policies(ServiceNamespace="ecs")["ScalingPolicies"][0]
+    assert policy["TargetTrackingScalingPolicyConfiguration"]["TargetValue"] == 75.0
+    assert pipeline.plan(with_target(75), STEPS) == []

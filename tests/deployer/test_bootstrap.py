@@ -492,6 +492,18 @@ def test_bootstrap_policy_attaches_only_the_deploy_policies(
     realism.denials.clear()  # the denial was the point
 
 
+def test_the_deploy_role_lasts_three_hours_for_a_long_first_deploy(
+    aws_env: dict[str, str],
+) -> None:
+    """IAM's default is one hour; a first prod up (Multi-AZ RDS, then a rollout) can last more."""
+    bootstrap(admin(), TARGET)
+    assert iam().get_role(RoleName=ROLE)["Role"]["MaxSessionDuration"] == 3 * 3600
+    iam().update_role(RoleName=ROLE, MaxSessionDuration=3600)  # as an older bootstrap made it
+    result = bootstrap(admin(), TARGET)
+    assert f"session length of IAM role {ROLE}: 10800s" in result.updated
+    assert iam().get_role(RoleName=ROLE)["Role"]["MaxSessionDuration"] == 3 * 3600
+
+
 def test_bootstrap_policy_grants_exactly_the_actions_bootstrap_uses(
     aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -516,6 +528,8 @@ def test_bootstrap_policy_grants_exactly_the_actions_bootstrap_uses(
         bootstrap(recorded(*fault.hooks()), BootstrapTarget("nnote", REPO, ("staging",)))
     deploying({**DEPLOY_POLICY, "Statement": DEPLOY_POLICY["Statement"][:5]})
     bootstrap(recorded(), TARGET)
+    iam().update_role(RoleName=ROLE, MaxSessionDuration=3600)  # as an older bootstrap made it
+    bootstrap(recorded(), TARGET)
     iam().put_role_policy(RoleName=ROLE, PolicyName="by-hand", PolicyDocument=json.dumps(ALLOW))
     remove(recorded(), TARGET)
 
@@ -527,13 +541,15 @@ def test_bootstrap_policy_grants_exactly_the_actions_bootstrap_uses(
 # -- scoping the role -----------------------------------------------------------------------
 
 
-def test_target_from_config_trusts_every_environment_of_deploy_toml_by_default() -> None:
+def test_target_from_config_trusts_every_everyday_environment_by_default() -> None:
+    """Not acceptance: its runs belong in a sandbox account, with a role of their own there."""
     names = sorted(tomllib.loads((ROOT / "deploy.toml").read_text())["env"])
+    assert "acceptance" in names
     target, region = target_from_config(ROOT / "deploy.toml", REPO)
     assert (target.app, target.role, target.environments, region) == (
         "nnote",
         ROLE,
-        tuple(names),
+        ("prod", "staging"),
         "eu-west-1",
     )
     only = target_from_config(ROOT / "deploy.toml", REPO, environments=[], branches=["main"])[0]

@@ -112,6 +112,10 @@ def test_cli_config_error_exits_3_before_any_aws_call(cli, tmp_path: Path) -> No
             [("cpu = 256", "cpu = 512")],
             "defaults.service: memory_mb: Fargate offers 512 CPU units with 1024-4096 MiB",
         ),
+        (
+            [("memory_mb = 512", "memory_mb = 1536")],
+            "defaults.service: memory_mb: Fargate offers 256 CPU units with 512, 1024, 2048 MiB",
+        ),
         # MySQL 8.0 is past RDS standard support: only with paid Extended Support.
         (
             [('engine_version = "8.4"', 'engine_version = "8.0"')],

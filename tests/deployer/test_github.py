@@ -80,7 +80,8 @@ def test_acceptance_workflow_is_manual_with_oidc_and_one_run_per_environment() -
     assert job["if"] == "startsWith(inputs.environment, 'acceptance')", "never staging or prod"
     credentials = [s for s in job["steps"] if "configure-aws-credentials" in s.get("uses", "")]
     assert credentials and all(
-        set(c["with"]) == {"role-to-assume", "aws-region"} for c in credentials
+        set(c["with"]) == {"role-to-assume", "aws-region", "role-duration-seconds"}
+        for c in credentials
     ), "OIDC role only: no long-lived keys"
     assert "secrets." not in ACCEPTANCE.read_text()
 

@@ -158,6 +158,13 @@ class StateOfOursUnbounded(StateOfOurs):
         return None
 
 
+class StateOfSomeoneElse(StateOfOurs):
+    """Every named resource exists and is tagged as another tool's."""
+
+    def tags(self, arn: str) -> dict[str, str] | None:
+        return None if "*" in arn.removesuffix(":*") else {"nnote:managed-by": "someone-else"}
+
+
 class StateOfOthers(StateOfOurs):
     """Every named resource exists and belongs to someone else (untagged)."""
 
@@ -371,6 +378,51 @@ ON_UNBOUNDED_ROLES: list[tuple[str, str, str, dict[str, Any]]] = [
         },
     ),
 ]
+# Tagging a resource of someone else's as ours would hand it to the rules for ours (delete).
+RETAGGING_OTHERS: list[tuple[str, str, str, dict[str, Any]]] = [
+    (
+        "retag someone else's database as ours",
+        "rds",
+        "AddTagsToResource",
+        {"ResourceName": f"arn:aws:rds:{REGION}:123456789012:db:nnote-staging", "Tags": TAGS},
+    ),
+    (
+        "retag someone else's repository as ours",
+        "ecr",
+        "TagResource",
+        {
+            "resourceArn": f"arn:aws:ecr:{REGION}:123456789012:repository/nnote-staging",
+            "tags": TAGS,
+        },
+    ),
+    (
+        "retag someone else's log group as ours",
+        "logs",
+        "TagResource",
+        {
+            "resourceArn": f"arn:aws:logs:{REGION}:123456789012:log-group:/nnote/nnote-staging",
+            "tags": OURS,
+        },
+    ),
+    (
+        "retag someone else's secret as ours",
+        "secretsmanager",
+        "TagResource",
+        {"SecretId": "nnote/staging/secret-key", "Tags": TAGS},
+    ),
+    (
+        "retag someone else's role as ours",
+        "iam",
+        "TagRole",
+        {"RoleName": "nnote-staging-task", "Tags": TAGS},
+    ),
+    (
+        "retag someone else's lock as ours",
+        "ssm",
+        "AddTagsToResource",
+        {"ResourceType": "Parameter", "ResourceId": LOCK, "Tags": TAGS},
+    ),
+]
 FORBIDDEN_ON_OTHERS: list[tuple[str, str, str, dict[str, Any]]] = [
     ("delete someone else's VPC", "ec2", "DeleteVpc", {"VpcId": "vpc-1"}),
     (
@@ -422,12 +474,18 @@ FORBIDDEN_REQUESTS = [
 
 def forbidden_but_allowed(policy: dict[str, Any]) -> list[str]:
     """What the policy allows of a list of things the deployer must never be able to do."""
-    allowed = []
+    allowed = [  # every retagging case must be judged: none may hide behind a missing mapping
+        f"{what}: no authorization mapping"
+        for what, service, operation, params in RETAGGING_OTHERS
+        if _authorizations_or_none(Call(service, operation, params, REGION), StateOfSomeoneElse())
+        is None
+    ]
     for cases, state in (
         (FORBIDDEN_CALLS, StateOfOurs()),
         (ESCALATIONS, StateOfOurs()),
         (ON_UNBOUNDED_ROLES, StateOfOursUnbounded()),
         (FORBIDDEN_ON_OTHERS, StateOfOthers()),
+        (RETAGGING_OTHERS, StateOfSomeoneElse()),
     ):
         for what, service, operation, params in cases:
             requests = _authorizations_or_none(Call(service, operation, params, REGION), state)

@@ -83,6 +83,12 @@ def protocol_of(service: str) -> str:
     return "json" if "json" in model.metadata.get("protocols", []) else str(model.protocol)
 
 
+def signed_by(environ: dict[str, Any]) -> str | None:
+    """The access key a request is signed with, if it is signed."""
+    match = CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
+    return match.group(1) if match else None
+
+
 def read_call(environ: dict[str, Any], body: bytes) -> WireCall | None:
     """The call a WSGI request carries, or None for what is not an AWS API call we know."""
     match = CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))

@@ -836,6 +836,7 @@ def _boundary_now(r: Request) -> dict[str, str]:
     "PutRolePolicy",
     "DeleteRolePolicy",
     "UpdateAssumeRolePolicy",
+    "UpdateRole",
     "DeleteRolePermissionsBoundary",
 )
 def _iam_change_role(r: Request) -> list[Need]:
@@ -952,6 +953,31 @@ def _iam_tagging(r: Request) -> list[Need]:
     return [need]
 
 
+# Tagging an existing resource directly (not while creating it): the tags it has, and the
+# tags it would get. The deployer never does it; the policy must not let it retag others'.
+# https://docs.aws.amazon.com/IAM/latest/UserGuide/access_tags.html#access_tags_control-tag-keys
+DIRECT_TAGGING: dict[tuple[str, str], Callable[[Request], tuple[str, Any]]] = {
+    ("rds", "AddTagsToResource"): lambda r: (r.p["ResourceName"], r.p["Tags"]),
+    ("ecr", "TagResource"): lambda r: (r.p["resourceArn"], r.p["tags"]),
+    ("logs", "TagResource"): lambda r: (r.p["resourceArn"].removesuffix(":*") + ":*", r.p["tags"]),
+    ("ssm", "AddTagsToResource"): lambda r: (
+        r.arn("ssm", f"parameter/{r.p['ResourceId'].lstrip('/')}"),
+        r.p["Tags"],
+    ),
+}
+
+
+def _direct_tagging(r: Request) -> list[Need]:
+    arn, tags = DIRECT_TAGGING[(r.call.service, r.call.operation)](r)
+    need = r.existing(arn)
+    need.request_tags = tag_dict(tags)
+    return [need]
+
+
+for _tagged_service, _tagging_operation in DIRECT_TAGGING:
+    handles(_tagged_service, _tagging_operation)(_direct_tagging)
+
+
 # -- CloudWatch Logs ------------------------------------------------------------------------
 
 no_resource("logs", "DescribeLogGroups")
@@ -998,6 +1024,14 @@ def _sm_on_secret(r: Request) -> list[Need]:
         force = str(bool(r.p["ForceDeleteWithoutRecovery"])).lower()
         keys["secretsmanager:ForceDeleteWithoutRecovery"] = force
     return [r.existing(arn, **keys)]
+
+
+@handles("secretsmanager", "TagResource")
+def _sm_tag(r: Request) -> list[Need]:
+    """Tagging an existing secret directly (see DIRECT_TAGGING)."""
+    need = r.existing(_secret(r, r.p["SecretId"]))
+    need.request_tags = tag_dict(r.p["Tags"])
+    return [need]
 
 
 @handles("secretsmanager", "CreateSecret")

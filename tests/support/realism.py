@@ -43,7 +43,15 @@ import botocore.session
 from botocore.exceptions import ClientError
 
 from tests.support import iam_policy
-from tests.support.aws_wire import Answer, WireCall, error, json_answer, query_answer, read_call
+from tests.support.aws_wire import (
+    Answer,
+    WireCall,
+    error,
+    json_answer,
+    query_answer,
+    read_call,
+    signed_by,
+)
 
 DEPLOYER_KEY = "AKIANNOTEDEPLOYER001"  # what the deployer runs with in the tests
 BOOTSTRAP_KEY = "AKIANNOTEBOOTSTRAP01"  # what `nnote-deploy bootstrap` runs with in the tests
@@ -214,8 +222,8 @@ def _policy_document(path: Path, _mtime: float) -> dict[str, Any]:
 # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/fargate-tasks-services.html
 # The same table as deployer/config.py's on purpose: this copy is the tests' oracle, written
 # from AWS's page, not from the code it checks.
-FARGATE_SIZES: dict[int, range] = {
-    256: range(512, 2049, 512),
+FARGATE_SIZES: dict[int, range | tuple[int, ...]] = {
+    256: (512, 1024, 2048),
     512: range(1024, 4097, 1024),
     1024: range(2048, 8193, 1024),
     2048: range(4096, 16385, 1024),
@@ -1060,12 +1068,20 @@ class Middleware:
 
         if call is not None and call.access_key != ADMIN_KEY:
             answer = self.layer.handle(call, forward)
+        elif call is None and signed_by(environ) not in (None, ADMIN_KEY):
+            answer = self._unreadable(environ)  # fail closed: no unchecked call gets through
         else:
             answer = forward()
         headers = [(k, v) for k, v in answer.headers if k.lower() != "content-length"]
         headers.append(("Content-Length", str(len(answer.body))))
         start_response(f"{answer.status} {'OK' if answer.status < 300 else 'Error'}", headers)
         return [answer.body]
+
+    def _unreadable(self, environ: dict[str, Any]) -> Answer:
+        what = f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}"
+        with self.layer.lock:
+            self.layer.denials.append(f"a request the realism layer cannot read: {what}")
+        return Answer(403, [("Content-Type", "text/plain")], b"unreadable request")
 
 
 def bootstrap_account(url: str, app: str = "nnote") -> None:
