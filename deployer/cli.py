@@ -393,7 +393,7 @@ def unlock(
         if holder is None:
             renderer.line("not locked")
             return
-        lock.force_release()
+        lock.force_release(holder)
         renderer.line(f"broke the lock of run {holder.get('run')} ({holder.get('owner')})")
 
 

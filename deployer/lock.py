@@ -2,13 +2,16 @@
 
 `put_parameter(Overwrite=False)` either creates the parameter (we hold the lock) or fails
 with ParameterAlreadyExists (someone else does): an atomic test-and-set that needs no table
-and no bucket. The value records run id, owner and the lease's expiry. The holder renews the
-lease from a background thread, so a live run's lock never expires however slow the run,
-and an expired lease means the holder died (SIGKILL, a cancelled CI runner): the next run
-takes the lock over on its own. The takeover itself is made exclusive by creating a marker
-parameter named after the dead run, so of two runs finding the same dead lock only one wins.
-Limits: SSM is regional, so the lock is per region; a holder cut off from AWS for a whole
-lease loses its lock.
+and no bucket. The value records run id, owner and the lease's first expiry, and is never
+rewritten. The holder renews the lease from a background thread by writing a heartbeat
+parameter of its own (`<lock>-lease-<run>`), so a live run's lock never expires however slow
+the run, and an expired lease means the holder died (SIGKILL, a cancelled CI runner): the next
+run takes the lock over on its own. Renewing into a parameter of its own is what keeps an
+`unlock` standing: SSM has no conditional put, so a renewal that overwrote the lock itself
+could land just after an unlock and quietly take the lock back. The takeover itself is made
+exclusive by creating a marker parameter named after the dead run, so of two runs finding the
+same dead lock only one wins. Limits: SSM is regional, so the lock is per region; a holder
+cut off from AWS for a whole lease loses its lock.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import re
 import socket
 import threading
 import time
@@ -27,10 +31,19 @@ from deployer.errors import LockedError
 from deployer.inventory import Owner
 
 DEFAULT_LEASE_SECONDS = 120.0
+RUN_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")  # characters an SSM parameter name allows
 
 
 def lock_name(owner: Owner) -> str:
     return f"/nnote-deploy/{owner.app}/{owner.env}/lock"
+
+
+def heartbeat_name(owner: Owner, run: object) -> str | None:
+    """Where run `run` renews its lease on the lock of `owner`'s environment; None for a run
+    id no parameter name can hold (an unreadable or foreign lock value)."""
+    if not isinstance(run, str) or not RUN_ID.fullmatch(run):
+        return None
+    return f"{lock_name(owner)}-lease-{run}"
 
 
 def lease_seconds() -> float:
@@ -60,6 +73,8 @@ class Lock:
     waited: bool = False  # another run held it first: what it did may change our plan
     _stop: threading.Event = field(default_factory=threading.Event)
     _renewer: threading.Thread | None = None
+    _beating: bool = False  # our heartbeat parameter may exist: release deletes it
+    _beat_created: bool = False  # it does exist: renewals overwrite it
 
     def acquire(self, wait_seconds: float = 0, poll: float = 5.0) -> dict[str, Any] | None:
         """Take the lock, waiting up to `wait_seconds`; returns the dead holder it took
@@ -127,7 +142,9 @@ class Lock:
             if self.holder() != dead:
                 return False  # renewed or replaced after all
             self._delete(lock_name(self.owner))
-            return self._put(lock_name(self.owner), self._value())
+            taken = self._put(lock_name(self.owner), self._value())
+            self._delete_heartbeat(dead.get("run"))
+            return taken
         finally:
             self._delete(marker)
 
@@ -139,14 +156,30 @@ class Lock:
     def _renew(self) -> None:
         while not self._stop.wait(self.lease / 4):
             try:
-                holder = self.holder()
-                if holder is None or holder.get("run") != self.owner.run_id:
+                recorded = self._recorded()
+                if recorded is None or recorded.get("run") != self.owner.run_id:
                     return  # broken with `unlock`: not ours to renew
-                self._put(lock_name(self.owner), self._value(), overwrite=True)
+                self._beat()
             except AwsError:
                 continue  # a missed renewal is retried; the lease has slack for three
 
-    def holder(self) -> dict[str, Any] | None:
+    def _beat(self) -> None:
+        """Push our lease's expiry forward in our own heartbeat parameter, created (tagged) on
+        the first renewal: a run shorter than a quarter lease never writes one."""
+        name = heartbeat_name(self.owner, self.owner.run_id)
+        if name is None:
+            return  # a run id made outside `new_run_id`: the lock's first lease is all it gets
+        value = json.dumps({"run": self.owner.run_id, "expires": time.time() + self.lease})
+        self._beating = True  # it may exist from here on, even if this call's answer is lost
+        if not self._beat_created:  # created tagged, as the policy requires of every put
+            created = self._put(name, value)
+            self._beat_created = True
+            if created:
+                return
+        self._put(name, value, overwrite=True)
+
+    def _recorded(self) -> dict[str, Any] | None:
+        """The lock parameter's value as its holder wrote it when taking the lock."""
         answer = absent(
             self.aws, "ssm", "get_parameter", ("ParameterNotFound",), Name=lock_name(self.owner)
         )
@@ -157,16 +190,44 @@ class Lock:
         except (ValueError, TypeError):
             return {"run": "?", "owner": "unreadable lock value", "expires": 0}
 
+    def holder(self) -> dict[str, Any] | None:
+        """Who holds the lock and until when: the lease's expiry is the later of the lock's
+        first one and the holder's last heartbeat."""
+        holder = self._recorded()
+        name = heartbeat_name(self.owner, holder.get("run")) if holder else None
+        if holder is None or name is None:
+            return holder
+        beat = absent(self.aws, "ssm", "get_parameter", ("ParameterNotFound",), Name=name)
+        try:
+            renewed = float(json.loads(beat["Parameter"]["Value"])["expires"]) if beat else 0.0
+            holder["expires"] = max(float(holder.get("expires", 0)), renewed)
+        except (ValueError, TypeError, KeyError):
+            pass  # an unreadable heartbeat renews nothing; the lock's own expiry stands
+        return holder
+
     def release(self) -> None:
         self._stop.set()
         if self._renewer is not None:
             self._renewer.join()
-        holder = self.holder()
-        if holder is not None and holder.get("run") == self.owner.run_id:
-            self.force_release()
+        recorded = self._recorded()
+        if recorded is not None and recorded.get("run") == self.owner.run_id:
+            self._delete(lock_name(self.owner))
+        if self._beating:
+            self._delete_heartbeat(self.owner.run_id)
 
-    def force_release(self) -> None:
+    def force_release(self, holder: dict[str, Any] | None = None) -> None:
+        """Break the lock (`nnote-deploy unlock`), and the heartbeat of `holder`, its holder."""
         self._delete(lock_name(self.owner))
+        if holder is not None:
+            self._delete_heartbeat(holder.get("run"))
+
+    def _delete_heartbeat(self, run: object) -> None:
+        """Delete run `run`'s heartbeat if it has one: the policy lets us delete only what is
+        tagged as ours, so deleting a parameter that is not there is denied, not ignored."""
+        name = heartbeat_name(self.owner, run)
+        found = name and absent(self.aws, "ssm", "get_parameter", ("ParameterNotFound",), Name=name)
+        if name and found:
+            self._delete(name)
 
     def _delete(self, name: str) -> None:
         absent(self.aws, "ssm", "delete_parameter", ("ParameterNotFound",), Name=name)
