@@ -17,6 +17,7 @@ cut off from AWS for a whole lease loses its lock.
 from __future__ import annotations
 
 import getpass
+import hashlib
 import json
 import os
 import re
@@ -28,7 +29,7 @@ from typing import Any
 
 from deployer.aws import Aws, AwsError, absent, call
 from deployer.errors import LockedError
-from deployer.inventory import Owner
+from deployer.inventory import Owner, Resource
 
 DEFAULT_LEASE_SECONDS = 120.0
 RUN_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")  # characters an SSM parameter name allows
@@ -39,10 +40,12 @@ def lock_name(owner: Owner) -> str:
 
 
 def heartbeat_name(owner: Owner, run: object) -> str | None:
-    """Where run `run` renews its lease on the lock of `owner`'s environment; None for a run
-    id no parameter name can hold (an unreadable or foreign lock value)."""
-    if not isinstance(run, str) or not RUN_ID.fullmatch(run):
+    """Where run `run` renews its lease on the lock of `owner`'s environment; None for a lock
+    value without a run id (unreadable, or written by hand)."""
+    if not isinstance(run, str) or not run:
         return None
+    if not RUN_ID.fullmatch(run):  # characters a parameter name cannot hold
+        run = "h" + hashlib.sha256(run.encode()).hexdigest()[:24]
     return f"{lock_name(owner)}-lease-{run}"
 
 
@@ -141,52 +144,61 @@ class Lock:
         try:
             if self.holder() != dead:
                 return False  # renewed or replaced after all
+            if not self._delete_heartbeat(dead.get("run")):
+                return False  # nothing taken yet: the next poll tries again
             self._delete(lock_name(self.owner))
-            taken = self._put(lock_name(self.owner), self._value())
-            self._delete_heartbeat(dead.get("run"))
-            return taken
+            return self._put(lock_name(self.owner), self._value())
         finally:
             self._delete(marker)
 
     def _start_renewing(self) -> None:
         self._stop.clear()
+        self._beating = self._beat_created = False
         self._renewer = threading.Thread(target=self._renew, name="lock-renewer", daemon=True)
         self._renewer.start()
 
     def _renew(self) -> None:
         while not self._stop.wait(self.lease / 4):
             try:
-                recorded = self._recorded()
-                if recorded is None or recorded.get("run") != self.owner.run_id:
-                    return  # broken with `unlock`: not ours to renew
-                self._beat()
+                if not self._still_ours():
+                    return  # broken with `unlock`, or taken over: not ours to renew
+                if self._beat() and not self._still_ours():
+                    return  # an unlock landed between our check and the heartbeat's creation
             except AwsError:
                 continue  # a missed renewal is retried; the lease has slack for three
 
-    def _beat(self) -> None:
+    def _still_ours(self) -> bool:
+        """Whether the lock still names this run; if not, our heartbeat goes too."""
+        recorded = self._recorded()
+        if recorded is not None and recorded.get("run") == self.owner.run_id:
+            return True
+        if self._beating and self._delete_heartbeat(self.owner.run_id):
+            self._beating = self._beat_created = False
+        return False
+
+    def _beat(self) -> bool:
         """Push our lease's expiry forward in our own heartbeat parameter, created (tagged) on
-        the first renewal: a run shorter than a quarter lease never writes one."""
+        the first renewal, so that a run shorter than a quarter lease never writes one.
+        Returns whether this call created it."""
         name = heartbeat_name(self.owner, self.owner.run_id)
-        if name is None:
-            return  # a run id made outside `new_run_id`: the lock's first lease is all it gets
+        assert name is not None, "a run always has an id"
         value = json.dumps({"run": self.owner.run_id, "expires": time.time() + self.lease})
         self._beating = True  # it may exist from here on, even if this call's answer is lost
         if not self._beat_created:  # created tagged, as the policy requires of every put
             created = self._put(name, value)
             self._beat_created = True
             if created:
-                return
+                return True
         self._put(name, value, overwrite=True)
+        return False
 
     def _recorded(self) -> dict[str, Any] | None:
         """The lock parameter's value as its holder wrote it when taking the lock."""
-        answer = absent(
-            self.aws, "ssm", "get_parameter", ("ParameterNotFound",), Name=lock_name(self.owner)
-        )
+        answer = self._get(lock_name(self.owner))
         if answer is None:
             return None
         try:
-            return dict(json.loads(answer["Parameter"]["Value"]))
+            return dict(json.loads(answer))
         except (ValueError, TypeError):
             return {"run": "?", "owner": "unreadable lock value", "expires": 0}
 
@@ -197,15 +209,15 @@ class Lock:
         name = heartbeat_name(self.owner, holder.get("run")) if holder else None
         if holder is None or name is None:
             return holder
-        beat = absent(self.aws, "ssm", "get_parameter", ("ParameterNotFound",), Name=name)
-        try:
-            renewed = float(json.loads(beat["Parameter"]["Value"])["expires"]) if beat else 0.0
-            holder["expires"] = max(float(holder.get("expires", 0)), renewed)
-        except (ValueError, TypeError, KeyError):
-            pass  # an unreadable heartbeat renews nothing; the lock's own expiry stands
+        renewed = _expiry(self._get(name))
+        if renewed is not None and renewed > (_expiry(holder) or 0.0):
+            holder["expires"] = renewed
         return holder
 
     def release(self) -> None:
+        """End this run's hold: stop renewing, delete the lock if it is still ours, then our
+        heartbeat (best effort: once the lock is gone, a heartbeat left behind holds nothing,
+        and `down` deletes it)."""
         self._stop.set()
         if self._renewer is not None:
             self._renewer.join()
@@ -216,18 +228,51 @@ class Lock:
             self._delete_heartbeat(self.owner.run_id)
 
     def force_release(self, holder: dict[str, Any] | None = None) -> None:
-        """Break the lock (`nnote-deploy unlock`), and the heartbeat of `holder`, its holder."""
+        """Break the lock (`nnote-deploy unlock`), and the heartbeat of `holder`, its holder
+        (best effort, as in `release`)."""
         self._delete(lock_name(self.owner))
         if holder is not None:
             self._delete_heartbeat(holder.get("run"))
 
-    def _delete_heartbeat(self, run: object) -> None:
-        """Delete run `run`'s heartbeat if it has one: the policy lets us delete only what is
-        tagged as ours, so deleting a parameter that is not there is denied, not ignored."""
+    def sweep(self, leftovers: list[Resource]) -> tuple[list[Resource], list[Resource]]:
+        """Delete the lock parameters that runs which died left behind (a heartbeat, a
+        takeover marker), all but this run's own: (deleted, those that could not be)."""
+        own = {lock_name(self.owner), heartbeat_name(self.owner, self.owner.run_id)}
+        deleted, failed = [], []
+        for resource in leftovers:
+            if f"/{resource.id}" in own:
+                continue
+            try:
+                self._delete(f"/{resource.id}")
+                deleted.append(resource)
+            except AwsError:
+                failed.append(resource)
+        return deleted, failed
+
+    def _delete_heartbeat(self, run: object) -> bool:
+        """Delete run `run`'s heartbeat if it has one; whether none is left. The policy lets
+        us delete only what is tagged as ours, so deleting a parameter that is not there is
+        denied, not ignored: look first."""
         name = heartbeat_name(self.owner, run)
-        found = name and absent(self.aws, "ssm", "get_parameter", ("ParameterNotFound",), Name=name)
-        if name and found:
-            self._delete(name)
+        try:
+            if name is not None and self._get(name) is not None:
+                self._delete(name)
+            return True
+        except AwsError:
+            return False
+
+    def _get(self, name: str) -> str | None:
+        answer = absent(self.aws, "ssm", "get_parameter", ("ParameterNotFound",), Name=name)
+        return None if answer is None else str(answer["Parameter"]["Value"])
 
     def _delete(self, name: str) -> None:
         absent(self.aws, "ssm", "delete_parameter", ("ParameterNotFound",), Name=name)
+
+
+def _expiry(value: object) -> float | None:
+    """The `expires` of a lock or heartbeat value (a dict or its JSON), if it can be read."""
+    try:
+        data = json.loads(value) if isinstance(value, str) else value
+        return float(data["expires"])  # type: ignore[index]
+    except (ValueError, TypeError, KeyError):
+        return None

@@ -351,9 +351,19 @@ def down(
             )
         except StepFailed as failed:
             raise _as_deploy_error(failed.error) from failed.error
-        found = [r for r in inventory.leftovers(run.aws, run.owner) if r.component != "lock"]
+        found = _swept(lock, inventory.leftovers(run.aws, run.owner), events)
     kept = [r for r in found if inventory.is_final_snapshot(r, run.config.prefix)]
     return DownResult(existing, [r for r in found if r not in kept], timings, kept)
+
+
+def _swept(lock: Lock, leftovers: list[Resource], events: Events) -> list[Resource]:
+    """The leftovers of a `down`, once the lock parameters of runs that died are deleted
+    (the lock itself is released after the audit)."""
+    deleted, failed = lock.sweep([r for r in leftovers if r.component == "lock"])
+    if deleted:
+        names = ", ".join(r.id for r in deleted)
+        events.step_note("lock", f"deleted what runs that died left of the lock: {names}")
+    return [r for r in leftovers if r.component != "lock"] + failed
 
 
 @contextmanager

@@ -631,15 +631,16 @@ def parameters(aws: Aws) -> list[str]:
 
 
 def test_renewal_extends_the_lease_and_release_leaves_nothing(mocked: None) -> None:
-    aws, lock = taken(lease=2)  # renewed every 0.5 s
+    aws, lock = taken(lease=8)  # renewed every 2 s
     first = lock_value(aws)["expires"]
     assert eventually(lambda: expires(lock) > first + 0.1)
-    assert lock_value(aws)["run"] == "run-1"
+    assert lock_value(aws)["run"] == "run-1", "the lock itself is never rewritten"
     assert parameters(aws) == [LOCK, BEAT]
-    other = Lock(aws, Owner("nnote", "staging", "run-2"), lease=30)
-    time.sleep(max(first - time.time(), 0) + 0.5)  # past the first lease: the heartbeat holds
+    lock._stop.set()  # no more renewals: what holds the lock now is the last heartbeat
+    lock._renewer.join()  # type: ignore[union-attr]
+    hold_lock(aws, "run-1", time.time() - 1, overwrite=True)  # its first lease has run out
     with pytest.raises(LockedError, match="locked by run run-1"):
-        other.acquire()
+        Lock(aws, Owner("nnote", "staging", "run-2"), lease=30).acquire()
     lock.release()
     assert lock.holder() is None and parameters(aws) == []
 
@@ -743,9 +744,31 @@ def test_an_unlock_during_a_renewal_is_not_undone(mocked: None) -> None:
     aws = Aws(region=REGION, hooks=[("after-call.ssm.GetParameter", unlock_meanwhile)])
     _, lock = taken(lease=0.4, aws=aws)
     assert unlocked.wait(20)
-    lock._stop.set()  # the holder is frozen (SIGSTOP): no more renewals
-    lock._renewer.join()  # type: ignore[union-attr]
+    lock._renewer.join(timeout=20)  # type: ignore[union-attr]
+    assert not lock._renewer.is_alive(), "the renewer saw it gone and stopped"  # type: ignore[union-attr]
     assert Lock(admin, OURS).holder() is None, "the unlock stands"
+    assert parameters(admin) == [], "the heartbeat it wrote meanwhile went with it"
+
+
+def test_a_short_run_takes_and_releases_the_lock_in_three_calls(mocked: None) -> None:
+    aws, lock = taken(lease=120)
+    lock.release()
+    ssm = {op: n for op, n in aws.log.calls.items() if op.startswith("ssm")}
+    assert ssm == {"ssm:PutParameter": 1, "ssm:GetParameter": 1, "ssm:DeleteParameter": 1}
+
+
+def test_down_deletes_what_dead_runs_left_of_the_lock(mocked: None) -> None:
+    run, events = make_run(run_id="r"), Recorder()
+    ssm = run.aws.client("ssm")
+    for name in (f"{LOCK}-lease-run-0", f"{LOCK}-takeover-run-0"):  # a run died mid-takeover
+        ssm.put_parameter(Name=name, Value="{}", Type="String", Tags=OURS.tags("lock"))
+    step = PlannedStep("network")
+    step.destroy = lambda _run, _observed: None  # type: ignore[method-assign]
+    result = pipeline.down(run, events, steps=[step])
+    assert result.leftovers == [] and parameters(run.aws) == []
+    assert any(
+        "left of the lock: nnote-deploy/nnote/staging/lock-lease-run-0" in n for n in events.notes
+    )
 
 
 # -- the commands on fake steps: what a user reads when up, down or redeploy end -----------

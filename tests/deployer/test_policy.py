@@ -221,6 +221,10 @@ OTHER_PATH_CALLS: list[tuple[str, str, dict[str, Any]]] = [
     ("ssm", "PutParameter", {"Name": LOCK, "Value": "{}", "Overwrite": True}),
     ("ssm", "PutParameter", {"Name": LOCK, "Value": "{}", "Tags": TAGS}),
     ("ssm", "DeleteParameter", {"Name": LOCK}),
+    ("ssm", "GetParameter", {"Name": f"{LOCK}-lease-run-1"}),  # the holder's heartbeat
+    ("ssm", "PutParameter", {"Name": f"{LOCK}-lease-run-1", "Value": "{}", "Tags": TAGS}),
+    ("ssm", "PutParameter", {"Name": f"{LOCK}-lease-run-1", "Value": "{}", "Overwrite": True}),
+    ("ssm", "DeleteParameter", {"Name": f"{LOCK}-lease-run-1"}),
     ("sts", "GetCallerIdentity", {}),
 ]
 
