@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from deployer import pipeline
+from deployer.steps.base import Run
 from tests.deployer.conftest import PREBUILT_IMAGE, ROOT, make_run
 from tests.deployer.faults import ThrottleStorm, bystanders, snapshot
 from tests.deployer.sweep import QuietEvents
@@ -25,6 +26,10 @@ def test_up_and_down_converge_through_a_throttling_storm(aws_env: dict[str, str]
         storm = ThrottleStorm(SHARE, seed)
         # The CLI's own retry settings (max_attempts=None), not the tests' short ones.
         run = make_run(hooks=storm.hooks(), max_attempts=None, run_id=f"storm-{command}")
+        # And the CLI's patience with what AWS still holds (ENIs that linger after a delete):
+        # throttled, adaptive-mode retries back off for seconds, and the tests' 5 s budget
+        # ran out under load in CI before the realism layer let the subnet go.
+        run.dependency_budget_seconds = Run.dependency_budget_seconds
         if command == "up":
             result = pipeline.up(run, QuietEvents(), steps=steps)
             seconds = result.wall_seconds
