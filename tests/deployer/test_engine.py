@@ -748,6 +748,65 @@ def test_an_unlock_during_a_renewal_is_not_undone(mocked: None) -> None:
     assert not lock._renewer.is_alive(), "the renewer saw it gone and stopped"  # type: ignore[union-attr]
     assert Lock(admin, OURS).holder() is None, "the unlock stands"
     assert parameters(admin) == [], "the heartbeat it wrote meanwhile went with it"
+    before = aws.log.calls.copy()
+    lock.release()  # the run ends: nothing of it is left to delete, and it asks only once
+    assert aws.log.calls - before == {"ssm:GetParameter": 1}
+
+
+def test_each_renewal_writes_the_heartbeat_once_and_moves_the_lease(mocked: None) -> None:
+    puts: list[dict[str, Any]] = []
+    checks: list[str] = []  # what the renewer read
+
+    def put(params: dict[str, Any], **_: Any) -> None:
+        if params["Name"] == BEAT:
+            puts.append(dict(params))
+
+    def get(params: dict[str, Any], **_: Any) -> None:
+        if threading.current_thread().name == "lock-renewer":
+            checks.append(params["Name"])
+
+    aws = Aws(
+        region=REGION,
+        hooks=[
+            ("provide-client-params.ssm.PutParameter", put),
+            ("provide-client-params.ssm.GetParameter", get),
+        ],
+    )
+    _, lock = taken(lease=0.4, aws=aws)  # renewed every 0.1 s
+    admin, seen = Aws(region=REGION), set()
+
+    def moved_three_times() -> bool:
+        if BEAT in parameters(admin):
+            seen.add(lock_value(admin, BEAT)["expires"])
+        return len(seen) > 3
+
+    assert eventually(moved_three_times), "every renewal moves the lease"
+    lock._stop.set()
+    lock._renewer.join()  # type: ignore[union-attr]
+    assert set(checks) == {LOCK}, "the renewer reads only the lock"
+    renewals = len(checks) - 1  # one check each, and one more right after the creation
+    assert len(puts) == renewals, "one put a renewal"
+    assert "Tags" in puts[0] and not puts[0].get("Overwrite"), "created once, tagged"
+    assert all(put["Overwrite"] is True and "Tags" not in put for put in puts[1:])
+    lock.release()
+
+
+def test_a_takeover_that_cannot_clear_the_dead_heartbeat_takes_nothing_yet(
+    mocked: None,
+) -> None:
+    aws = Aws(region=REGION, hooks=FailNth("DeleteParameter", 1, code="AccessDenied").hooks())
+    hold_lock(aws, "run-0", time.time() - 60)
+    aws.client("ssm").put_parameter(
+        Name=f"{LOCK}-lease-run-0", Value=json.dumps({"expires": 0}), Type="String"
+    )
+    lock = Lock(aws, OURS, lease=30)
+    with pytest.raises(LockedError, match="locked by run run-0"):
+        lock.acquire()  # its heartbeat could not be deleted: the dead lock stays as it was
+    assert lock_value(aws)["run"] == "run-0"
+    dead = lock.acquire()  # the next try finishes the takeover
+    assert dead is not None and lock_value(aws)["run"] == "run-1"
+    assert parameters(aws) == [LOCK]
+    lock.release()
 
 
 def test_a_short_run_takes_and_releases_the_lock_in_three_calls(mocked: None) -> None:
