@@ -340,6 +340,7 @@ def test_leak_audit_names_everything_ours_that_exists_and_nothing_else(mocked: N
     assert states["secretsmanager:secret"] == states["logs:log-group"] == "exists"
     assert states["rds:snapshot"] == "available"
     assert states["iam:role"] == states["ecr:repository"] == "exists"
+    assert states["ecs:task-definition"] == "ACTIVE"
 
 
 def test_leak_audit_by_run_names_only_what_that_run_made(mocked: None) -> None:
