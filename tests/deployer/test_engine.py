@@ -826,9 +826,22 @@ def test_down_deletes_what_dead_runs_left_of_the_lock(mocked: None) -> None:
     step.destroy = lambda _run, _observed: None  # type: ignore[method-assign]
     result = pipeline.down(run, events, steps=[step])
     assert result.leftovers == [] and parameters(run.aws) == []
-    assert any(
-        "left of the lock: nnote-deploy/nnote/staging/lock-lease-run-0" in n for n in events.notes
+    names = f"{LOCK[1:]}-lease-run-0, {LOCK[1:]}-takeover-run-0"
+    assert ("note", "lock", f"deleted what runs that died left of the lock: {names}") in events.seen
+
+
+def test_down_reports_a_lock_leftover_it_could_not_delete(mocked: None) -> None:
+    run = make_run(run_id="r", hooks=FailNth("DeleteParameter", 1, code="AccessDenied").hooks())
+    name = f"{LOCK}-lease-run-0"
+    run.aws.client("ssm").put_parameter(
+        Name=name, Value="{}", Type="String", Tags=OURS.tags("lock")
     )
+    step = PlannedStep("network")
+    step.destroy = lambda _run, _observed: None  # type: ignore[method-assign]
+    result = pipeline.down(run, Recorder(), steps=[step])
+    assert [(r.component, r.type, r.id) for r in result.leftovers] == [
+        ("lock", "ssm:parameter", name.lstrip("/"))
+    ]
 
 
 # -- the commands on fake steps: what a user reads when up, down or redeploy end -----------
