@@ -61,10 +61,8 @@ def whoami() -> str:
 
 
 def _expired(holder: dict[str, Any]) -> bool:
-    try:
-        return float(holder.get("expires", 0)) < time.time()
-    except (TypeError, ValueError):
-        return True
+    """An expiry that cannot be read counts as long past."""
+    return (_expiry(holder) or 0.0) < time.time()
 
 
 @dataclass
