@@ -2,9 +2,13 @@
 
     uv run python bench/deploy_critical_path.py [--scale 0.02] [--runs 3]
 
-A moto server plays AWS; botocore after-call hooks make RDS report `creating` for 300 s and
-the ECS rollout report IN_PROGRESS for 60 s after creation, both scaled by --scale. A
-prebuilt image is deployed behind a simulated 150 s build, which must overlap RDS creation.
+A moto server plays AWS; botocore after-call hooks make RDS report `creating` for 300 s, the
+ECS rollout report IN_PROGRESS for 60 s after creation and a new CloudFront distribution
+`InProgress` for 300 s (AWS: "within 5 minutes"), all scaled by --scale. A prebuilt image is
+deployed behind a simulated 150 s build, which must overlap RDS creation.
+Each run deploys twice from nothing: the default (HTTPS through CloudFront) and, as the
+baseline, HTTPS on the load balancer alone (a certificate of the user's, no CloudFront), so
+the figure "CloudFront adds" is what the default front door costs `up` in wall time.
 "wall" is the apply phase (after the read-only plan, which is reported by `up` separately).
 Prints, per run and as medians: wall time, critical path (longest chain of dependent
 steps), sum of step times, and wall / critical path. Target: wall within 10% of the path.
@@ -21,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import boto3
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 # The emulator as the tests see it: AWS's rules that moto skips, and the IAM policy.
 from tests.support.realism import RealisticMotoServer, bootstrap_account  # noqa: E402
 
-RDS_SECONDS, ECS_SECONDS, BUILD_SECONDS = 300.0, 60.0, 150.0
+RDS_SECONDS, ECS_SECONDS, BUILD_SECONDS, CLOUDFRONT_SECONDS = 300.0, 60.0, 150.0, 300.0
 IMAGE = "127.0.0.1:5000/nnote-staging@sha256:" + "0" * 64
 
 
@@ -43,6 +48,8 @@ class Latencies:
         return [
             ("after-call.rds.CreateDBInstance", self._mark("rds")),
             ("after-call.ecs.CreateService", self._mark("ecs")),
+            ("after-call.cloudfront.CreateDistributionWithTags", self._mark("cloudfront")),
+            ("after-call.cloudfront.GetDistribution", self._cloudfront),
             ("after-call.rds.DescribeDBInstances", self._rds),
             ("after-call.ecs.DescribeServices", self._ecs),
         ]
@@ -62,6 +69,10 @@ class Latencies:
                 instance["DBInstanceStatus"] = "creating"
                 instance.pop("Endpoint", None)
 
+    def _cloudfront(self, parsed: dict[str, Any], **_: Any) -> None:
+        if self._pending("cloudfront", CLOUDFRONT_SECONDS) and "Distribution" in parsed:
+            parsed["Distribution"]["Status"] = "InProgress"
+
     def _ecs(self, parsed: dict[str, Any], **_: Any) -> None:
         if self._pending("ecs", ECS_SECONDS):
             for service in parsed.get("services", []):
@@ -69,7 +80,9 @@ class Latencies:
                     deployment["rolloutState"] = "IN_PROGRESS"
 
 
-def one_run(endpoint: str, scale: float) -> tuple[float, float, float, float]:
+def one_run(
+    endpoint: str, scale: float, certificate: bool = False
+) -> tuple[float, float, float, float]:
     from deployer import pipeline
     from deployer.aws import Aws
     from deployer.config import load
@@ -94,6 +107,18 @@ def one_run(endpoint: str, scale: float) -> tuple[float, float, float, float]:
     requests.post(f"{endpoint}/moto-api/reset", timeout=10)
     bootstrap_account(endpoint)  # as `nnote-deploy bootstrap` leaves an account
     config = load(ROOT / "deploy.toml", "staging")
+    if certificate:  # the baseline: the user's certificate on the load balancer
+        acm = boto3.client(
+            "acm",
+            region_name="eu-west-1",
+            endpoint_url=endpoint,
+            aws_access_key_id="testing",  # the emulator's own key: not held to the policy
+            aws_secret_access_key="testing",
+        )
+        arn = acm.request_certificate(DomainName="bench.example.com")["CertificateArn"]
+        service = config.settings.service.model_copy(update={"certificate_arn": arn})
+        settings = config.settings.model_copy(update={"service": service})
+        config = config.model_copy(update={"settings": settings})
     run = Run(
         aws=Aws(region="eu-west-1", hooks=Latencies(scale).hooks()),
         config=config,
@@ -123,14 +148,19 @@ def main() -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = RealisticMotoServer()
     os.environ["AWS_ENDPOINT_URL"] = server.start()
+    endpoint = os.environ["AWS_ENDPOINT_URL"]
+    results, baseline = [], []
     try:
-        results = [one_run(os.environ["AWS_ENDPOINT_URL"], args.scale) for _ in range(args.runs)]
+        for _ in range(args.runs):  # interleaved, so both see the same machine load
+            results.append(one_run(endpoint, args.scale))
+            baseline.append(one_run(endpoint, args.scale, certificate=True))
     finally:
         server.stop()
     print(
         f"simulated (scale {args.scale}): RDS {RDS_SECONDS * args.scale:.1f}s, "
         f"ECS rollout {ECS_SECONDS * args.scale:.1f}s, "
-        f"image build {BUILD_SECONDS * args.scale:.1f}s"
+        f"image build {BUILD_SECONDS * args.scale:.1f}s, "
+        f"CloudFront deployment {CLOUDFRONT_SECONDS * args.scale:.1f}s"
     )
     for wall, critical, total, planned in results:
         print(
@@ -141,6 +171,11 @@ def main() -> None:
     print(
         f"median: wall {wall:.2f}s, critical path {critical:.2f}s, sum {total:.2f}s, "
         f"wall/critical {wall / critical:.2f} (target <= 1.10), sum/wall {total / wall:.2f}"
+    )
+    alone = statistics.median(r[0] for r in baseline)
+    print(
+        f"baseline without CloudFront: median wall {alone:.2f}s; CloudFront adds "
+        f"{wall - alone:+.2f}s ({wall / alone:.2f}x; its deployment overlaps RDS and the rollout)"
     )
 
 

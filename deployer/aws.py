@@ -8,6 +8,7 @@ made here, which counts it: a converged `up` must make no mutating call.
 
 from __future__ import annotations
 
+import copy
 import os
 import threading
 import time
@@ -99,6 +100,7 @@ class Aws:
         self.hooks = hooks or []
         self.log = CallLog()
         self._clients: dict[str, Any] = {}
+        self._regions: dict[str, Aws] = {}
         self._identity: dict[str, str] | None = None
 
     def client(self, service: str) -> Any:
@@ -108,7 +110,7 @@ class Aws:
             return self._clients[service]
 
     def _make_client(self, service: str) -> Any:
-        client = self.session.client(service, config=self.config)
+        client = self.session.client(service, region_name=self.region, config=self.config)
         events = client.meta.events
         events.register("before-call.*.*", self._count)
         for event, handler in self.hooks:
@@ -117,6 +119,20 @@ class Aws:
 
     def _count(self, model: Any, **_: Any) -> None:
         self.log.record(model.service_model.service_name, model.name)
+
+    def in_region(self, region: str) -> Aws:
+        """The same account, credentials, retries and call log, in another region (the tagging
+        API lists CloudFront's global resources in us-east-1 only)."""
+        if region == self.region:
+            return self
+        with self._lock:
+            if region not in self._regions:
+                # A copy, not a new Session: that would reset the shared botocore session's
+                # region for every client made after it.
+                other = copy.copy(self)
+                other.region, other._clients, other._regions = region, {}, {}
+                self._regions[region] = other
+            return self._regions[region]
 
     def identity(self) -> dict[str, str]:
         """Who the credentials are (asked once: every command starts with it)."""
@@ -234,6 +250,12 @@ def paginate(aws: Aws, service: str, operation: str, key: str, /, **params: Any)
     with translated(service, operation):
         pages = aws.client(service).get_paginator(operation).paginate(**params)
         return [item for page in pages for item in page.get(key, [])]
+
+
+def pages(aws: Aws, service: str, operation: str, /, **params: Any) -> list[dict[str, Any]]:
+    """Every page of a paginated answer (for answers whose items sit deeper than one key)."""
+    with translated(service, operation):
+        return list(aws.client(service).get_paginator(operation).paginate(**params))
 
 
 def retry_while(

@@ -173,15 +173,19 @@ def up(
             renderer.calls(*calls())
         if result.changes:
             _timing_report(renderer, result)
-        github.write_outputs(github.flat_outputs(result.outputs))
+        outputs = github.flat_outputs(result.outputs)
+        if result.url:
+            outputs["service_url"] = result.url
+        github.write_outputs(outputs)
         github.write_summary(
             f"nnote-deploy up: {run.config.env}",
             result.changes,
             result.timings,
-            "converged" if result.changes else "no changes",
+            ("converged" if result.changes else "no changes")
+            + (f": {result.url}" if result.url else ""),
             calls(),
         )
-        renderer.line("up: done", "bold green")
+        renderer.line(f"up: done: {result.url}" if result.url else "up: done", "bold green")
 
 
 def _confirmed(ask: Callable[[], bool]) -> bool:
@@ -285,9 +289,15 @@ def status(
         if as_json:
             from rich.console import Console
 
-            meta = {"app": run.config.app, "env": run.config.env, "region": run.aws.region}
+            meta = {
+                "app": run.config.app,
+                "env": run.config.env,
+                "region": run.aws.region,
+                "url": pipeline.url(run),
+            }
             Renderer(Console(highlight=False, soft_wrap=True)).status_json(meta, resources)
         else:
+            renderer.line(f"url: {pipeline.url(run) or '(none yet: run `nnote-deploy up`)'}")
             renderer.resources(resources)
         renderer.calls(run.aws.log.total, run.aws.log.mutating)
 

@@ -20,6 +20,8 @@ from deployer.errors import ConfigError
 NAME_PATTERN = r"^[a-z](?:-?[a-z0-9])+$"
 NAME_RULE = "2-22 lowercase letters, digits and single hyphens, starting with a letter"
 REGION_PATTERN = r"^[a-z]{2}(-[a-z]+)+-\d$"
+# A lowercase DNS name of two labels or more, without the trailing dot (notes.example.com).
+DOMAIN_PATTERN = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$"
 # `APP-ENV` names the load balancer and the target group, which AWS caps at 32 characters.
 LONGEST_PREFIX = 32
 
@@ -136,7 +138,15 @@ class ServiceSettings(Section):
     container_port: int = Field(5000, ge=1024, le=65535)
     health_check_path: str = Field("/readyz", pattern=r"^/[\w./-]*$")
     log_retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 180, 365] = 30
-    certificate_arn: str | None = None
+    # HTTPS: with neither, a CloudFront distribution in front of the load balancer gives the
+    # environment an https://*.cloudfront.net URL; with a domain, an ACM certificate for it
+    # (validated through the Route 53 hosted zone) on the load balancer and an alias record.
+    domain: str | None = Field(None, pattern=DOMAIN_PATTERN, max_length=253)
+    hosted_zone: str | None = Field(None, pattern=DOMAIN_PATTERN, max_length=253)
+    certificate_arn: str | None = Field(
+        None, pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$"
+    )
+    certificate_timeout_seconds: int = Field(1800, ge=60, le=72 * 3600)
     rollout_timeout_seconds: int = Field(900, ge=60, le=7200)
     autoscaling: AutoscalingSettings | None = None
 
@@ -153,6 +163,28 @@ class ServiceSettings(Section):
                 f"memory_mb: Fargate offers {self.cpu} CPU units with {sizes}, not {self.memory_mb}"
             )
         return self
+
+    @model_validator(mode="after")
+    def _zone_holds_domain(self) -> ServiceSettings:
+        if self.hosted_zone and not self.domain:
+            raise ValueError("hosted_zone: set domain too (the zone is where its records go)")
+        if self.domain and self.hosted_zone and not _inside(self.domain, self.hosted_zone):
+            raise ValueError(f"hosted_zone: {self.domain} is not inside {self.hosted_zone}")
+        return self
+
+    @property
+    def behind_cloudfront(self) -> bool:
+        return self.front == "cloudfront"
+
+    @property
+    def front(self) -> Literal["cloudfront", "load-balancer"]:
+        """Who terminates HTTPS: CloudFront's default certificate without a domain or
+        certificate of the user's, else the load balancer."""
+        return "load-balancer" if self.domain or self.certificate_arn else "cloudfront"
+
+
+def _inside(domain: str, zone: str) -> bool:
+    return domain == zone or domain.endswith("." + zone)
 
 
 class Settings(Section):

@@ -63,7 +63,7 @@ def flat_outputs(outputs: Mapping[str, Mapping[str, object]]) -> dict[str, str]:
         ("network", "vpc_id"): "vpc_id",
         ("registry", "repository_uri"): "repository_uri",
         ("database", "host"): "db_host",
-        ("service", "url"): "service_url",
+        ("endpoint", "url"): "service_url",
         ("image", "digest"): "image_digest",
         ("service", "task_definition_arn"): "task_definition_arn",
     }

@@ -114,6 +114,8 @@ def leftovers(aws: Aws, owner: Owner, only_run: bool = False) -> list[Resource]:
     """
     run_id = owner.run_id if only_run else None
     hits = _tagged_arns(aws, owner, run_id)
+    if aws.region != CLOUDFRONT_REGION:
+        hits += _tagged_arns(aws, owner, run_id, "cloudfront:distribution")
     confirmers = {**CONFIRMERS, "ecs:task-definition": _task_definitions(aws, hits)}
     found = [r for r in (_confirm(confirmers, aws, hit) for hit in hits) if r]
     found += _named(aws, owner, run_id)
@@ -126,7 +128,20 @@ def is_final_snapshot(resource: Resource, prefix: str) -> bool:
     return resource.type == "rds:snapshot" and resource.id.startswith(f"{prefix}-final-")
 
 
-def _tagged_arns(aws: Aws, owner: Owner, run_id: str | None) -> list[tuple[str, dict[str, str]]]:
+def tagged(aws: Aws, owner: Owner, resource_type: str) -> list[str]:
+    """The ARNs of our resources of one type (`acm:certificate`) the tagging API lists."""
+    return [arn for arn, _ in _tagged_arns(aws, owner, None, resource_type)]
+
+
+# CloudFront is global: the tagging API lists its distributions in this region only.
+CLOUDFRONT_REGION = "us-east-1"
+
+
+def _tagged_arns(
+    aws: Aws, owner: Owner, run_id: str | None, resource_type: str | None = None
+) -> list[tuple[str, dict[str, str]]]:
+    if resource_type == "cloudfront:distribution":
+        aws = aws.in_region(CLOUDFRONT_REGION)
     filters = [
         {"Key": APP, "Values": [owner.app]},
         {"Key": ENV, "Values": [owner.env]},
@@ -134,12 +149,14 @@ def _tagged_arns(aws: Aws, owner: Owner, run_id: str | None) -> list[tuple[str, 
     ]
     if run_id:
         filters.append({"Key": RUN, "Values": [run_id]})
+    by_type = {"ResourceTypeFilters": [resource_type]} if resource_type else {}
     items = paginate(
         aws,
         "resourcegroupstaggingapi",
         "get_resources",
         "ResourceTagMappingList",
         TagFilters=filters,
+        **by_type,
     )
     return [(item["ResourceARN"], tags_as_dict(item.get("Tags"))) for item in items]
 
@@ -223,6 +240,19 @@ def _secret(aws: Aws, _ident: str, arn: str) -> str | None:
     if answer is None or answer.get("DeletedDate"):
         return None
     return "exists"
+
+
+def _distribution(aws: Aws, ident: str, _arn: str) -> str | None:
+    """A distribution is global: ours is the one made for this region's environment (its
+    comment says which), not the same app and env's in another region."""
+    answer = absent(aws, "cloudfront", "get_distribution", ("NoSuchDistribution",), Id=ident)
+    if answer is None:
+        return None
+    distribution = answer["Distribution"]
+    comment = distribution.get("DistributionConfig", {}).get("Comment", "")
+    return (
+        str(distribution.get("Status", "exists")) if comment.endswith(f" in {aws.region}") else None
+    )
 
 
 def _log_group(aws: Aws, ident: str, _arn: str) -> str | None:
@@ -333,6 +363,21 @@ CONFIRMERS: dict[str, Confirmer] = {
         lambda _ident, arn: {"TargetGroupArns": [arn]},
         _first("TargetGroups"),
     ),
+    "elasticloadbalancing:listener-rule": _described(
+        "elbv2",
+        "describe_rules",
+        ("RuleNotFound",),
+        lambda _ident, arn: {"RuleArns": [arn]},
+        _first("Rules"),
+    ),
+    "acm:certificate": _described(
+        "acm",
+        "describe_certificate",
+        ("ResourceNotFoundException",),
+        lambda _ident, arn: {"CertificateArn": arn},
+        lambda answer: str(answer["Certificate"].get("Status", "exists")),
+    ),
+    "cloudfront:distribution": _distribution,
     "elasticloadbalancing:listener": _described(
         "elbv2",
         "describe_listeners",

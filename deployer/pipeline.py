@@ -26,8 +26,10 @@ from deployer.errors import DeployError, ExitCode, Interrupted
 from deployer.inventory import Resource
 from deployer.journal import Entry, RollbackReport
 from deployer.lock import Lock
-from deployer.steps.base import Change, Observed, Refusal, Run, Step
+from deployer.steps.base import RETIRE_ORDER, Change, Observed, Refusal, Run, Step
+from deployer.steps.certificate import CertificateStep
 from deployer.steps.database import DatabaseStep
+from deployer.steps.endpoint import EndpointStep, public_url
 from deployer.steps.image import ImageStep
 from deployer.steps.loadbalancer import LoadBalancerStep
 from deployer.steps.network import NetworkStep
@@ -48,7 +50,9 @@ def deploy_steps(source: Path, image: str | None = None) -> list[Step]:
         *base_steps(),
         ImageStep(source, prebuilt=image),
         RuntimeStep(),
+        CertificateStep(),
         LoadBalancerStep(),
+        EndpointStep(),
         ServiceStep(),
     ]
 
@@ -56,7 +60,14 @@ def deploy_steps(source: Path, image: str | None = None) -> list[Step]:
 def owned_steps() -> list[Step]:
     """Everything that can own AWS resources, for `status` and `down` (an image is deleted
     with its repository, so it needs no step of its own here)."""
-    return [*base_steps(), RuntimeStep(), LoadBalancerStep(), ServiceStep()]
+    return [
+        *base_steps(),
+        RuntimeStep(),
+        CertificateStep(),
+        LoadBalancerStep(),
+        EndpointStep(),
+        ServiceStep(),
+    ]
 
 
 class Events(Protocol):
@@ -77,6 +88,7 @@ class UpResult:
     wall_seconds: float = 0.0
     critical_seconds: float = 0.0  # the slowest chain of dependent steps
     plan_seconds: float = 0.0  # reading what exists, before anything is changed
+    url: str | None = None  # the environment's public HTTPS URL
 
 
 def critical_path(steps: list[Step], timings: dict[str, float]) -> float:
@@ -261,18 +273,19 @@ def up(
     changes = plan(run, steps) if changes is None else changes
     planned = time.monotonic() - started
     if not changes:
-        return UpResult(changes=[], wall_seconds=time.monotonic() - started)
+        return UpResult(changes=[], wall_seconds=time.monotonic() - started, url=url(run))
     lock = _take_lock(run, events, lock_wait)
     with _released(lock, events):
         if lock.waited:  # the run we waited for changed things: plan again under the lock
             changes = plan(run, steps)
             events.step_note("lock", f"re-planned after waiting: {len(changes)} change(s) left")
             if not changes:
-                return UpResult(changes=[], wall_seconds=time.monotonic() - started)
+                return UpResult(changes=[], wall_seconds=time.monotonic() - started, url=url(run))
         try:
             outputs, timings = run_graph(
                 steps, lambda step, inputs: step.apply(run, inputs), run, events
             )
+            _retire(run, events)
         except StepFailed as failed:
             done = [entry.description for entry in run.journal.entries]
             run.cancel.clear()  # the rollback itself must not be cancelled
@@ -288,7 +301,28 @@ def up(
         time.monotonic() - started,
         critical_path(steps, timings),
         planned,
+        outputs.get(EndpointStep.name, {}).get("url"),
     )
+
+
+def url(run: Run) -> str | None:
+    """The environment's URL, from what `plan` or `status` observed."""
+    return public_url(run, run.observed.get(EndpointStep.name))
+
+
+def _retire(run: Run, events: Events) -> None:
+    """Remove what the new settings replaced, now that everything new works. Nothing is left
+    to roll back: a failure here leaves the new setup serving and the old part in place."""
+    for retirement in sorted(run.retirements, key=lambda r: RETIRE_ORDER.index(r.component)):
+        events.step_note(retirement.component, f"removing {retirement.description}")
+        try:
+            retirement.action()
+        except DeployError as error:
+            raise DeployError(
+                f"up finished, but could not remove {retirement.description}: {error.message}",
+                "the environment serves with the new settings; run `nnote-deploy up` again "
+                "to remove it",
+            ) from error
 
 
 def _unjournaled(run: Run) -> list[tuple[str, str]]:
@@ -308,8 +342,8 @@ def _unjournaled(run: Run) -> list[tuple[str, str]]:
 
 def status(run: Run, steps: list[Step] | None = None) -> list[Resource]:
     steps = steps or owned_steps()
-    observed = observe_all(run, steps)
-    return [resource for step in steps for resource in step.resources(observed[step.name])]
+    run.observed = observe_all(run, steps)
+    return [resource for step in steps for resource in step.resources(run.observed[step.name])]
 
 
 @dataclass

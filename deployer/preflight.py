@@ -15,13 +15,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from deployer import boundary
+from deployer import boundary, dns
 from deployer.aws import absent, call, paginate
 from deployer.errors import DeployError
 from deployer.steps.base import Change, Run
 from deployer.steps.database import engine_version
 from deployer.steps.image import ImageStep, build_args
-from deployer.steps.network import fargate_zones
+from deployer.steps.network import cloudfront_prefix_list, fargate_zones
 
 # Service Quotas codes (https://docs.aws.amazon.com/general/latest/gr/aws_service_limits.html).
 VPCS = ("vpc", "L-F678F1CE", "VPCs per Region")
@@ -236,6 +236,21 @@ def _base_image(run: Run, image: ImageStep | None) -> Check:
     )
 
 
+def _front_door(run: Run, _image: ImageStep | None) -> Check:
+    """What HTTPS needs: the domain's hosted zone, or CloudFront's prefix list here."""
+    service = run.config.settings.service
+    if service.domain:
+        zone = dns.find_zone(run.aws, service.domain, service.hosted_zone)
+        if zone is None:
+            error = dns.no_zone(service.domain, service.hosted_zone)
+            return Check("HTTPS", False, error.message, error.hint)
+        return Check("HTTPS", True, f"{service.domain} in hosted zone {zone['Name']}")
+    if service.certificate_arn:
+        return Check("HTTPS", True, "the load balancer serves service.certificate_arn")
+    prefix_list = cloudfront_prefix_list(run)  # raises with its fix where there is none
+    return Check("HTTPS", True, f"CloudFront in front; the load balancer admits {prefix_list}")
+
+
 def dockerfile_default_base(source: Path) -> str:
     text = (source / "Dockerfile").read_text(encoding="utf-8")
     found = re.search(r"^ARG BASE_IMAGE=(\S+)", text, re.M)
@@ -253,6 +268,7 @@ PROBES = [
     Probe("permissions boundary", ("iam:role",), _boundary, ("create", "update")),
     Probe("Docker engine", ("image",), _docker),
     Probe("image base", ("image",), _base_image),
+    Probe("HTTPS", ("cloudfront:distribution", "acm:certificate"), _front_door),
 ]
 
 

@@ -45,8 +45,15 @@ def init_app(app: Flask) -> None:
     app.context_processor(lambda: {"csrf_token": csrf_token})
     login_manager.init_app(app)
     app.after_request(_add_security_headers)
+    if app.config["SESSION_COOKIE_SECURE"]:
+        # Served over HTTPS only (the front door redirects plain HTTP), though the last hop
+        # may be HTTP (CloudFront to the load balancer, whose X-Forwarded-Proto then says
+        # http): every request is an HTTPS request, for CSRF's referrer check and links. It
+        # wraps the app inside ProxyFix, so the forwarded scheme cannot undo it.
+        app.wsgi_app = _always_https(app.wsgi_app)  # type: ignore[method-assign]
     if app.config["PROXY_FIX_X_FOR"]:
-        # Behind the load balancer the client address is the last X-Forwarded-For hop.
+        # Behind the load balancer the client address is the last X-Forwarded-For hop
+        # (behind CloudFront, the one before it: the deployer sets how many).
         hops = app.config["PROXY_FIX_X_FOR"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
@@ -135,3 +142,11 @@ def _add_security_headers(response: Response) -> Response:
         wanted = (*wanted, HTTPS_ONLY)
     headers.extend([header for header in wanted if header[0].lower() not in present])
     return response
+
+
+def _always_https(wsgi_app: Any) -> Any:
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        environ["wsgi.url_scheme"] = "https"
+        return wsgi_app(environ, start_response)
+
+    return app

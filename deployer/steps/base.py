@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from deployer.aws import Aws
 from deployer.config import DeployConfig
-from deployer.errors import Interrupted
+from deployer.errors import DeployError, Interrupted
 from deployer.inventory import Owner, Resource
 from deployer.journal import RunJournal
 
@@ -44,6 +45,11 @@ class Run:
     rollout_timeout_seconds: float | None = None
     # What `plan` observed, by step: steps whose wanted state depends on others read it.
     observed: dict[str, Observed] = field(default_factory=dict)
+    # What `up` removes only once every step has succeeded (see Retirement).
+    retirements: list[Retirement] = field(default_factory=list)
+
+    def retire(self, component: str, description: str, action: Callable[[], Any]) -> None:
+        self.retirements.append(Retirement(component, description, action))
 
     def check_cancelled(self) -> None:
         if self.cancel.is_set():
@@ -57,6 +63,21 @@ class Run:
     def note(self, step: str, message: str) -> None:
         self.progress.step_note(step, message)
 
+
+@dataclass(frozen=True)
+class Retirement:
+    """Something the new settings no longer want and that cannot be undone once removed (the
+    old front door: a CloudFront distribution, the origin rule, the old security group
+    rules). `up` removes it only after every step has succeeded, so a failed `up` rolls back
+    to an environment that still serves, through the front door it had."""
+
+    component: str
+    description: str
+    action: Callable[[], Any]
+
+
+# The order retirements run in: what serves viewers first, what it stood on last.
+RETIRE_ORDER = ("endpoint", "loadbalancer", "network", "certificate")
 
 Observed = dict[str, Any]
 Outputs = dict[str, Any]
@@ -109,6 +130,35 @@ class Step(ABC):
         """What makes `destroy` impossible, from an observation: `down` checks every step's
         before it deletes anything, so a refused `down` deletes nothing."""
         return []
+
+
+T = TypeVar("T")
+# How often a long wait (CloudFront deploying, ACM validating) says it is still waiting.
+NOTE_EVERY_SECONDS = 60.0
+
+
+def wait_for(
+    run: Run,
+    component: str,
+    check: Callable[[], T | None],
+    waiting: str,
+    timeout: float,
+    timed_out: Callable[[float], DeployError],
+) -> T:
+    """Poll `check` until it answers (not None), saying what is awaited now and every minute."""
+    started = time.monotonic()
+    noted: float | None = None
+    while True:
+        found = check()
+        if found is not None:
+            return found
+        waited = time.monotonic() - started
+        if waited > timeout:
+            raise timed_out(waited)
+        if noted is None or time.monotonic() - noted >= NOTE_EVERY_SECONDS:
+            run.note(component, f"{waiting} ({waited:.0f}s; usually a few minutes)")
+            noted = time.monotonic()
+        run.sleep()
 
 
 def undo_ignoring(missing: tuple[str, ...], action: Callable[[], Any]) -> Callable[[], None]:

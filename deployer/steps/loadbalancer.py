@@ -1,23 +1,47 @@
 """loadbalancer: an internet-facing Application Load Balancer in the public subnets, an IP
 target group health-checking the app (default /readyz: a revision that cannot reach its
-database never becomes healthy, so the circuit breaker rolls it back), listener 80, and 443
-with 80 redirecting when a certificate is configured.
+database never becomes healthy, so the circuit breaker rolls it back), and its listeners.
+
+Behind CloudFront (no domain), listener 80 answers 403 to everything except requests that
+carry the secret origin header CloudFront adds (a listener rule forwards those): the load
+balancer's own address serves nothing, even from inside CloudFront's address ranges (which
+every CloudFront customer shares). With a certificate (a domain's, or the user's), 443 serves
+HTTPS with a TLS 1.2+ policy and 80 only redirects to it.
 """
 
 from __future__ import annotations
 
+import secrets
 from functools import partial
 from typing import Any
 
 from deployer.aws import absent, call, retry_while
-from deployer.errors import NotOwnedError
+from deployer.errors import AwsError, NotOwnedError
 from deployer.inventory import Resource, key_of
 from deployer.steps.base import Change, Observed, Outputs, Run, Step, undo_ignoring
+from deployer.steps.certificate import usable_certificate
 
 COMPONENT = "loadbalancer"
 LB_MISSING = ("LoadBalancerNotFound",)
 TG_MISSING = ("TargetGroupNotFound",)
 LISTENER_MISSING = ("ListenerNotFound",)
+RULE_MISSING = ("RuleNotFound",)
+# What AWS recommends for HTTPS listeners (the console's default since 2025): TLS 1.3 and
+# 1.2 only, forward secrecy, and post-quantum key exchange for the clients that offer it.
+SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09"
+ORIGIN_HEADER = "X-Origin-Verify"
+DENY = {
+    "Type": "fixed-response",
+    "FixedResponseConfig": {
+        "StatusCode": "403",
+        "ContentType": "text/plain",
+        "MessageBody": "Forbidden: this address serves only through the environment's URL.",
+    },
+}
+REDIRECT = {
+    "Type": "redirect",
+    "RedirectConfig": {"Protocol": "HTTPS", "Port": "443", "StatusCode": "HTTP_301"},
+}
 # Short: a deploy waits this long for old tasks to drain.
 DEREGISTRATION_DELAY = "30"
 
@@ -28,7 +52,7 @@ def _elb(run: Run, operation: str, **params: Any) -> Any:
 
 class LoadBalancerStep(Step):
     name = COMPONENT
-    depends_on = ("network",)
+    depends_on = ("network", "certificate")
 
     def observe(self, run: Run) -> Observed:
         name = run.config.prefix
@@ -49,10 +73,12 @@ class LoadBalancerStep(Step):
             if lb
             else []
         )
+        by_port = {listener["Port"]: listener for listener in listeners}
         return {
             "lb": lb,
             "tg": tg,
-            "listeners": {listener["Port"]: listener for listener in listeners},
+            "listeners": by_port,
+            "origin_rule": _origin_rule(run, by_port[80]) if 80 in by_port else None,
         }
 
     def resources(self, observed: Observed) -> list[Resource]:
@@ -76,13 +102,19 @@ class LoadBalancerStep(Step):
                 )
             )
         found += [
-            Resource(COMPONENT, "elbv2:listener", f"{port}/{listener['Protocol']}", "exists")
+            Resource(
+                COMPONENT,
+                "elbv2:listener",
+                f"{port}/{listener['Protocol']}",
+                _summary(listener["DefaultActions"]),
+            )
             for port, listener in sorted(observed["listeners"].items())
         ]
+        if observed["origin_rule"]:
+            found.append(
+                Resource(COMPONENT, "elbv2:listener-rule", f"80 if {ORIGIN_HEADER}", "forward")
+            )
         return found
-
-    def wanted_ports(self, run: Run) -> set[int]:
-        return {80, 443} if run.config.settings.service.certificate_arn else {80}
 
     def plan(self, run: Run, observed: Observed) -> list[Change]:
         name, path = run.config.prefix, run.config.settings.service.health_check_path
@@ -105,10 +137,27 @@ class LoadBalancerStep(Step):
                     f"health check {observed['tg'].get('HealthCheckPath')} -> {path}",
                 )
             )
-        changes += [
-            Change(COMPONENT, "create", "elbv2:listener", str(port))
-            for port in sorted(self.wanted_ports(run) - set(observed["listeners"]))
-        ]
+        certificate = usable_certificate(run.observed.get("certificate"))
+        wanted = wanted_listeners(run, tg_arn=None, certificate_arn=certificate)
+        for port in sorted(wanted.keys() | observed["listeners"].keys()):
+            found = observed["listeners"].get(port)
+            if port not in wanted:
+                changes.append(Change(COMPONENT, "delete", "elbv2:listener", str(port)))
+            elif found is None:
+                changes.append(
+                    Change(
+                        COMPONENT, "create", "elbv2:listener", str(port), _describe(wanted[port])
+                    )
+                )
+            elif not _matches(found, wanted[port]):
+                detail = f"{_summary(found['DefaultActions'])} -> {_describe(wanted[port])}"
+                changes.append(Change(COMPONENT, "update", "elbv2:listener", str(port), detail))
+        behind_cloudfront = run.config.settings.service.behind_cloudfront
+        if behind_cloudfront and observed["origin_rule"] is None:
+            detail = f"forward only requests with CloudFront's {ORIGIN_HEADER}"
+            changes.append(Change(COMPONENT, "create", "elbv2:listener-rule", "80", detail))
+        elif not behind_cloudfront and observed["origin_rule"]:
+            changes.append(Change(COMPONENT, "delete", "elbv2:listener-rule", "80", "CloudFront's"))
         return changes
 
     def apply(self, run: Run, inputs: dict[str, Outputs]) -> Outputs:
@@ -117,14 +166,39 @@ class LoadBalancerStep(Step):
         lb = observed["lb"] or self._create_lb(run, network)
         tg = observed["tg"] or self._create_tg(run, network["vpc_id"])
         self._converge_health_check(run, tg)
-        for port in sorted(self.wanted_ports(run) - set(observed["listeners"])):
-            self._create_listener(run, lb["LoadBalancerArn"], tg["TargetGroupArn"], port)
-        scheme = "https" if run.config.settings.service.certificate_arn else "http"
+        certificate = inputs.get("certificate", {}).get("certificate_arn")
+        wanted = wanted_listeners(run, tg["TargetGroupArn"], certificate)
+        listeners = dict(observed["listeners"])
+        for port, spec in sorted(wanted.items()):
+            if port not in listeners:
+                listeners[port] = self._create_listener(run, lb["LoadBalancerArn"], port, spec)
+            elif _matches(listeners[port], spec):
+                continue
+            elif spec["DefaultActions"] == [DENY]:  # the old way in closes once CloudFront serves
+                change = partial(self._modify_listener, run, listeners[port], spec)
+                run.retire(COMPONENT, f"direct access through listener {port}", change)
+            else:
+                self._modify_listener(run, listeners[port], spec)
+        secret = None
+        if run.config.settings.service.behind_cloudfront:
+            rule = observed["origin_rule"]
+            secret = secret_of(rule) if rule else None
+            if secret is None:
+                secret = self._create_origin_rule(run, listeners[80], tg["TargetGroupArn"])
+        elif observed["origin_rule"]:
+            # CloudFront's way in stays open until the new front door serves.
+            delete = partial(self._delete_rule, run, observed["origin_rule"]["RuleArn"])
+            run.retire(COMPONENT, "the listener rule for CloudFront", delete)
+        for port in sorted(listeners.keys() - wanted.keys()):
+            delete = partial(self._delete_listener, run, listeners[port])
+            run.retire(COMPONENT, f"listener {port}", delete)
         return {
             "lb_arn": lb["LoadBalancerArn"],
             "target_group_arn": tg["TargetGroupArn"],
             "dns_name": lb["DNSName"],
-            "url": f"{scheme}://{lb['DNSName']}",
+            "zone_id": lb["CanonicalHostedZoneId"],
+            "origin_secret": secret,
+            "url": f"{'http' if run.config.settings.service.behind_cloudfront else 'https'}://{lb['DNSName']}",
         }
 
     def _create_lb(self, run: Run, network: Outputs) -> dict[str, Any]:
@@ -197,33 +271,17 @@ class LoadBalancerStep(Step):
             lambda: _elb(run, "modify_target_group", TargetGroupArn=arn, HealthCheckPath=old),
         )
 
-    def _create_listener(self, run: Run, lb_arn: str, tg_arn: str, port: int) -> None:
-        certificate = run.config.settings.service.certificate_arn
-        params: dict[str, Any] = {
-            "LoadBalancerArn": lb_arn,
-            "Port": port,
-            "Protocol": "HTTP",
-            "Tags": run.owner.tags(COMPONENT),
-            "DefaultActions": [{"Type": "forward", "TargetGroupArn": tg_arn}],
-        }
-        if port == 443:
-            params.update(
-                Protocol="HTTPS",
-                Certificates=[{"CertificateArn": certificate}],
-                SslPolicy="ELBSecurityPolicy-TLS13-1-2-2021-06",
-            )
-        elif certificate:
-            params["DefaultActions"] = [
-                {
-                    "Type": "redirect",
-                    "RedirectConfig": {
-                        "Protocol": "HTTPS",
-                        "Port": "443",
-                        "StatusCode": "HTTP_301",
-                    },
-                }
-            ]
-        listener = _elb(run, "create_listener", **params)["Listeners"][0]
+    def _create_listener(
+        self, run: Run, lb_arn: str, port: int, spec: dict[str, Any]
+    ) -> dict[str, Any]:
+        listener = _elb(
+            run,
+            "create_listener",
+            LoadBalancerArn=lb_arn,
+            Port=port,
+            Tags=run.owner.tags(COMPONENT),
+            **spec,
+        )["Listeners"][0]
         arn = listener["ListenerArn"]
         run.journal.record(
             COMPONENT,
@@ -231,6 +289,64 @@ class LoadBalancerStep(Step):
             undo_ignoring(LISTENER_MISSING, lambda: _elb(run, "delete_listener", ListenerArn=arn)),
             made=key_of(arn),
         )
+        return dict(listener)
+
+    def _modify_listener(self, run: Run, listener: dict[str, Any], spec: dict[str, Any]) -> None:
+        arn = listener["ListenerArn"]
+        before = {key: listener[key] for key in spec if key in listener}
+        _elb(run, "modify_listener", ListenerArn=arn, **spec)
+        run.journal.record(
+            COMPONENT,
+            f"changed listener {listener['Port']} to {_describe(spec)}",
+            lambda: _elb(run, "modify_listener", ListenerArn=arn, **before),
+        )
+
+    def _delete_listener(self, run: Run, listener: dict[str, Any]) -> None:
+        _elb(run, "delete_listener", ListenerArn=listener["ListenerArn"])
+        # The undo makes it again as it was: a new listener, with a new ARN.
+        spec = {key: listener[key] for key in LISTENER_FIELDS if listener.get(key)}
+        lb_arn, port = listener["LoadBalancerArn"], listener["Port"]
+
+        def undo() -> None:
+            self._create_listener(run, lb_arn, port, spec)
+
+        run.journal.record(COMPONENT, f"deleted listener {port}", undo)
+
+    def _create_origin_rule(self, run: Run, listener: dict[str, Any], tg_arn: str) -> str:
+        """Forward what carries the secret origin header; the listener denies the rest."""
+        secret = secrets.token_urlsafe(32)
+        try:
+            rule = _elb(
+                run,
+                "create_rule",
+                ListenerArn=listener["ListenerArn"],
+                Priority=1,
+                Conditions=[
+                    {
+                        "Field": "http-header",
+                        "HttpHeaderConfig": {"HttpHeaderName": ORIGIN_HEADER, "Values": [secret]},
+                    }
+                ],
+                Actions=[{"Type": "forward", "TargetGroupArn": tg_arn}],
+                Tags=run.owner.tags(COMPONENT),
+            )["Rules"][0]
+        except AwsError as error:
+            # Our create went through and its answer was lost: the rule holds our secret.
+            rule = _origin_rule(run, listener) if error.code == "PriorityInUse" else None
+            if rule is None or secret_of(rule) != secret:
+                raise
+        arn = rule["RuleArn"]
+        run.journal.record(
+            COMPONENT,
+            f"created listener rule for {ORIGIN_HEADER}",
+            undo_ignoring(RULE_MISSING, lambda: _elb(run, "delete_rule", RuleArn=arn)),
+            made=key_of(arn),
+        )
+        return secret
+
+    def _delete_rule(self, run: Run, arn: str) -> None:
+        """Only `down` and a retirement delete it: neither is ever rolled back."""
+        undo_ignoring(RULE_MISSING, lambda: _elb(run, "delete_rule", RuleArn=arn))()
 
     def _delete_tg(self, run: Run, arn: str) -> None:
         # A target group stays "in use" for a moment after its listener or load balancer goes.
@@ -243,6 +359,8 @@ class LoadBalancerStep(Step):
         )
 
     def destroy(self, run: Run, observed: Observed) -> None:
+        if observed["origin_rule"]:
+            self._delete_rule(run, observed["origin_rule"]["RuleArn"])
         for listener in observed["listeners"].values():
             undo_ignoring(
                 LISTENER_MISSING,
@@ -259,3 +377,74 @@ class LoadBalancerStep(Step):
             undo_ignoring(
                 TG_MISSING, lambda: self._delete_tg(run, observed["tg"]["TargetGroupArn"])
             )()
+
+
+LISTENER_FIELDS = ("Protocol", "Certificates", "SslPolicy", "DefaultActions")
+
+
+def wanted_listeners(
+    run: Run, tg_arn: str | None, certificate_arn: str | None
+) -> dict[int, dict[str, Any]]:
+    """Each port's listener as create_listener takes it (ARNs not known yet are left out)."""
+    if run.config.settings.service.behind_cloudfront:
+        return {80: {"Protocol": "HTTP", "DefaultActions": [DENY]}}
+    certificate = certificate_arn or run.config.settings.service.certificate_arn
+    https: dict[str, Any] = {
+        "Protocol": "HTTPS",
+        "SslPolicy": SSL_POLICY,
+        "DefaultActions": [{"Type": "forward", **({"TargetGroupArn": tg_arn} if tg_arn else {})}],
+    }
+    if certificate:
+        https["Certificates"] = [{"CertificateArn": certificate}]
+    return {443: https, 80: {"Protocol": "HTTP", "DefaultActions": [REDIRECT]}}
+
+
+def _matches(listener: dict[str, Any], spec: dict[str, Any]) -> bool:
+    """Whether a listener already is what `spec` asks for (fields `spec` leaves out match)."""
+    if listener.get("Protocol") != spec["Protocol"]:
+        return False
+    if "SslPolicy" in spec and listener.get("SslPolicy") != spec["SslPolicy"]:
+        return False
+    if "Certificates" in spec and [c["CertificateArn"] for c in spec["Certificates"]] != [
+        c["CertificateArn"] for c in listener.get("Certificates", [])
+    ]:
+        return False
+    actual, wanted = listener.get("DefaultActions", [{}])[0], spec["DefaultActions"][0]
+    return all(_same(actual.get(key), value) for key, value in wanted.items())
+
+
+def _same(actual: Any, wanted: Any) -> bool:
+    if isinstance(wanted, dict):
+        return isinstance(actual, dict) and all(_same(actual.get(k), v) for k, v in wanted.items())
+    return bool(actual == wanted)
+
+
+def _summary(actions: list[dict[str, Any]]) -> str:
+    action = actions[0] if actions else {}
+    if action.get("Type") == "fixed-response":
+        return f"answers {action['FixedResponseConfig'].get('StatusCode')}"
+    if action.get("Type") == "redirect":
+        return f"redirects to {action['RedirectConfig'].get('Protocol', '').lower()}"
+    return str(action.get("Type", "?"))
+
+
+def _describe(spec: dict[str, Any]) -> str:
+    return f"{spec['Protocol']}, {_summary(spec['DefaultActions'])}"
+
+
+def _origin_rule(run: Run, listener: dict[str, Any]) -> dict[str, Any] | None:
+    """Listener 80's rule that forwards requests carrying the secret origin header."""
+    rules = _elb(run, "describe_rules", ListenerArn=listener["ListenerArn"])["Rules"]
+    for rule in rules:
+        if not rule.get("IsDefault") and secret_of(rule):
+            return dict(rule)
+    return None
+
+
+def secret_of(rule: dict[str, Any]) -> str | None:
+    for condition in rule.get("Conditions", []):
+        header = condition.get("HttpHeaderConfig") or {}
+        if header.get("HttpHeaderName", "").lower() == ORIGIN_HEADER.lower():
+            values = header.get("Values") or []
+            return str(values[0]) if values else None
+    return None

@@ -1,6 +1,8 @@
 """network: VPC with DNS hostnames, internet gateway, two public subnets, a route table with
-the default route, and three security groups: load balancer (80/443 from anywhere), app
-(container port from the load balancer only) and database (3306 from the app only).
+the default route, and three security groups: load balancer, app (container port from the load
+balancer only) and database (3306 from the app only). The load balancer takes 80 only from
+CloudFront's origin-facing addresses (AWS's managed prefix list) when CloudFront is the front
+door, else 80 and 443 from anywhere.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ FARGATE_ZONE_IDS = {
 AVOIDED_ZONE_IDS = {"use1-az3"}
 ZONE_ID = re.compile(r"^[a-z]+[0-9]*-az[0-9]+$")
 ROLES = ("lb", "app", "db")
+# AWS keeps this list of the addresses CloudFront reaches origins from up to date. It counts
+# as its maximum size (55 today) against the 60 inbound rules of a security group: one rule.
+CLOUDFRONT_PREFIX_LIST = "com.amazonaws.global.cloudfront.origin-facing"
 
 Rule = tuple[str, int, int, str]  # protocol, from port, to port, "cidr:..." or "sg:ROLE"
 
@@ -66,6 +71,9 @@ class NetworkStep(Step):
         )
         return {
             "vpc": vpc,
+            "prefix_list": cloudfront_prefix_list(run)
+            if run.config.settings.service.behind_cloudfront
+            else None,
             "dns_hostnames": dns["EnableDnsHostnames"]["Value"],
             "igw": next(
                 iter(_ec2(run, "describe_internet_gateways", Filters=filters)["InternetGateways"]),
@@ -202,6 +210,8 @@ class NetworkStep(Step):
             for role in ROLES
             if f"{run.config.prefix}-{role}" in groups
         }
+        if observed.get("prefix_list"):
+            ids["cloudfront"] = observed["prefix_list"]
         for role in ROLES:
             name = f"{run.config.prefix}-{role}"
             if name not in groups:
@@ -221,8 +231,11 @@ class NetworkStep(Step):
     @staticmethod
     def wanted_rules(run: Run, role: str) -> set[Rule]:
         port = run.config.settings.service.container_port
+        front: set[Rule] = {("tcp", 80, 80, "pl:cloudfront")}
+        if not run.config.settings.service.behind_cloudfront:
+            front = {("tcp", 80, 80, f"cidr:{ANYWHERE}"), ("tcp", 443, 443, f"cidr:{ANYWHERE}")}
         return {
-            "lb": {("tcp", 80, 80, f"cidr:{ANYWHERE}"), ("tcp", 443, 443, f"cidr:{ANYWHERE}")},
+            "lb": front,
             "app": {("tcp", port, port, "sg:lb")},
             "db": {("tcp", 3306, 3306, "sg:app")},
         }[role]
@@ -432,8 +445,11 @@ class NetworkStep(Step):
                 )
                 groups[name] = {"GroupId": group_id, "IpPermissions": []}
             ids[role] = groups[name]["GroupId"]
+        sources = dict(ids)
+        if run.config.settings.service.behind_cloudfront:
+            sources["cloudfront"] = observed.get("prefix_list") or cloudfront_prefix_list(run)
         for role in ROLES:
-            self._converge_rules(run, role, groups[f"{run.config.prefix}-{role}"], ids)
+            self._converge_rules(run, role, groups[f"{run.config.prefix}-{role}"], sources)
         return ids
 
     def _converge_rules(
@@ -441,36 +457,30 @@ class NetworkStep(Step):
     ) -> None:
         group_id = group["GroupId"]
         missing, extra = _rule_diff(self.wanted_rules(run, role), group, ids)
-        if missing:
-            permissions = [_permission(rule, ids) for rule in sorted(missing)]
-            _ec2(
-                run, "authorize_security_group_ingress", GroupId=group_id, IpPermissions=permissions
-            )
+        # Each undo is bound to its own rules (a closure over one shared name would revoke
+        # the other list's rules when both lists change).
+        allowed = [_permission(rule, ids) for rule in sorted(missing)]
+        revoked = [_permission(rule, ids) for rule in sorted(extra)]
+        authorize = partial(_ec2, run, "authorize_security_group_ingress", GroupId=group_id)
+        revoke = partial(_ec2, run, "revoke_security_group_ingress", GroupId=group_id)
+        if allowed:
+            authorize(IpPermissions=allowed)
             run.journal.record(
                 COMPONENT,
-                f"allowed {len(missing)} rule(s) on {group_id}",
-                undo_ignoring(
-                    GONE,
-                    lambda: _ec2(
-                        run,
-                        "revoke_security_group_ingress",
-                        GroupId=group_id,
-                        IpPermissions=permissions,
-                    ),
-                ),
+                f"allowed {len(allowed)} rule(s) on {group_id}",
+                undo_ignoring(GONE, partial(revoke, IpPermissions=allowed)),
             )
-        if extra:
-            permissions = [_permission(rule, ids) for rule in sorted(extra)]
-            _ec2(run, "revoke_security_group_ingress", GroupId=group_id, IpPermissions=permissions)
+        if revoked and role == "lb":
+            # The load balancer's old way in (from anywhere, or from CloudFront) closes only
+            # once the new front door serves.
+            description = f"{len(revoked)} old rule(s) of {group_id}"
+            run.retire(COMPONENT, description, partial(revoke, IpPermissions=revoked))
+        elif revoked:
+            revoke(IpPermissions=revoked)
             run.journal.record(
                 COMPONENT,
-                f"revoked {len(extra)} unexpected rule(s) on {group_id}",
-                lambda: _ec2(
-                    run,
-                    "authorize_security_group_ingress",
-                    GroupId=group_id,
-                    IpPermissions=permissions,
-                ),
+                f"revoked {len(revoked)} unexpected rule(s) on {group_id}",
+                partial(authorize, IpPermissions=revoked),
             )
 
     # -- deleting ---------------------------------------------------------------------------
@@ -599,6 +609,21 @@ def ignore_gone(action: Any) -> Any:
         return None
 
 
+def cloudfront_prefix_list(run: Run) -> str:
+    """The id of AWS's list of CloudFront's origin-facing addresses in this region."""
+    lists = _ec2(
+        run,
+        "describe_managed_prefix_lists",
+        Filters=[{"Name": "prefix-list-name", "Values": [CLOUDFRONT_PREFIX_LIST]}],
+    )["PrefixLists"]
+    if not lists:
+        raise DeployError(
+            f"the region {run.aws.region} has no {CLOUDFRONT_PREFIX_LIST} prefix list",
+            "set service.domain in deploy.toml to serve HTTPS from the load balancer instead",
+        )
+    return str(lists[0]["PrefixListId"])
+
+
 def _attached(igw: dict[str, Any], vpc_id: str) -> bool:
     return any(
         a.get("VpcId") == vpc_id and a.get("State", "available") in ("available", "attached")
@@ -627,6 +652,10 @@ def _actual_rules(group: dict[str, Any], ids: dict[str, str]) -> set[Rule]:
             (*key, f"sg:{roles.get(p['GroupId'], p['GroupId'])}")
             for p in perm.get("UserIdGroupPairs", [])
         }
+        rules |= {
+            (*key, f"pl:{roles.get(p['PrefixListId'], p['PrefixListId'])}")
+            for p in perm.get("PrefixListIds", [])
+        }
     return rules
 
 
@@ -645,6 +674,8 @@ def _permission(rule: Rule, ids: dict[str, str]) -> dict[str, Any]:
         permission["IpRanges"] = [{"CidrIp": value}]
     elif kind == "cidr6":
         permission["Ipv6Ranges"] = [{"CidrIpv6": value}]
+    elif kind == "pl":
+        permission["PrefixListIds"] = [{"PrefixListId": ids.get(value, value)}]
     else:
         permission["UserIdGroupPairs"] = [{"GroupId": ids.get(value, value)}]
     return permission

@@ -240,7 +240,6 @@ class ServiceStep(Step):
             )
         return {
             "task_definition_arn": arn,
-            "url": inputs["loadbalancer"]["url"],
             "image": inputs["image"]["uri"],
         }
 
@@ -504,8 +503,11 @@ def task_definition(run: Run, image: str, database: Outputs, runtime: Outputs) -
         "DB_PORT": str(database["port"]),
         "DB_NAME": database["name"],
         "PORT": str(port),
-        "PROXY_FIX_X_FOR": "1",
+        # Behind CloudFront, the client's address is the second-to-last X-Forwarded-For hop.
+        "PROXY_FIX_X_FOR": "2" if service.front == "cloudfront" else "1",
         "NNOTE_ENV": "production",
+        # Every front door serves HTTPS: cookies are Secure, and the app sends HSTS.
+        "SESSION_COOKIE_SECURE": "1",
         "FORWARDED_ALLOW_IPS": "*",
     }
     secrets = {

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 from flask import Flask, abort
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from nnote import create_app
 from nnote.models import User, db
 from tests.app.conftest import PASSWORD, AuthActions
 
@@ -204,3 +206,35 @@ def test_undecodable_form_bytes_never_error(auth: AuthActions, client: FlaskClie
     )
     assert response.status_code == 200
     assert "Enter a valid email address" in response.get_data(as_text=True)
+
+
+def test_behind_cloudfront_every_request_is_https_from_the_viewers_address(
+    tmp_path: Path,
+) -> None:
+    """As the deployer runs it behind CloudFront: the last hop (CloudFront to the load
+    balancer) is plain HTTP, and the load balancer appends CloudFront's address."""
+    from flask import request
+
+    from tests.app.conftest import base_config
+
+    config = {
+        **base_config(f"sqlite:///{tmp_path / 'n.sqlite'}"),
+        "SESSION_COOKIE_SECURE": True,
+        "PROXY_FIX_X_FOR": 2,
+    }
+    app = create_app(config)
+    seen = {}
+
+    @app.get("/probe")
+    def probe() -> str:
+        seen.update(secure=request.is_secure, address=request.remote_addr)
+        return "ok"
+
+    forwarded = {
+        "X-Forwarded-For": "203.0.113.9, 198.51.100.4, 130.176.1.2",
+        "X-Forwarded-Proto": "http, http",  # as many hops as it trusts: ProxyFix would use it
+    }
+    response = app.test_client().get("/probe", headers=forwarded)
+    assert response.status_code == 200
+    assert seen == {"secure": True, "address": "198.51.100.4"}  # not the spoofed first hop
+    assert response.headers["Strict-Transport-Security"].startswith("max-age=")

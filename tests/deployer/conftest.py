@@ -153,17 +153,19 @@ def make_run(
     run_id: str | None = None,
     max_attempts: int | None = 2,
     region: str = REGION,
+    config: Path | None = None,
 ) -> Run:
-    """A run as the CLI makes one; each gets its own run id, as each real run does.
+    """A run as the CLI makes one; each gets its own run id, as each real run does; `config`
+    is another deploy.toml than the repository's.
 
     Two attempts a call keep failure tests fast; `max_attempts=None` is the CLI's default."""
-    config = load(ROOT / "deploy.toml", env, region)
+    settings = load(config or ROOT / "deploy.toml", env, region)
     run_id = run_id or f"test-run-{next(_run_numbers)}"
     aws = Aws(region=region, hooks=hooks, max_attempts=max_attempts, botocore_session=_models())
     return Run(
         aws=aws,
-        config=config,
-        owner=Owner(config.app, env, run_id),
+        config=settings,
+        owner=Owner(settings.app, env, run_id),
         poll_seconds=0.01,
         dependency_budget_seconds=5.0,  # the realism layer lags by a few calls
     )

@@ -129,19 +129,26 @@ def _runtime_snapshot(rows: Callable[..., list[str]]) -> dict[str, list[str]]:
     ]
     iam = client("iam")
     roles = [r for r in iam.list_roles()["Roles"] if not r["Path"].startswith(SERVICE_ROLE_PATH)]
+    listeners = [
+        listener
+        for lb in elb.describe_load_balancers()["LoadBalancers"]
+        for listener in elb.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
+    ]
     return {
         "roles": rows(roles),
         "role_policies": sorted(
             f"{role['RoleName']} {policy}" for role in roles for policy in _policies_of(iam, role)
         ),
         "parameters": sorted(p["Name"] for p in client("ssm").describe_parameters()["Parameters"]),
-        "listeners": sorted(
-            listener["ListenerArn"]
-            for lb in elb.describe_load_balancers()["LoadBalancers"]
-            for listener in elb.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])[
-                "Listeners"
+        "listeners": rows(listeners),
+        "listener_rules": rows(
+            [
+                rule
+                for listener in listeners
+                for rule in elb.describe_rules(ListenerArn=listener["ListenerArn"])["Rules"]
             ]
         ),
+        **_https_snapshot(rows),
         "scaling": rows(
             client("application-autoscaling").describe_scalable_targets(ServiceNamespace="ecs")[
                 "ScalableTargets"
@@ -154,6 +161,30 @@ def _runtime_snapshot(rows: Callable[..., list[str]]) -> dict[str, list[str]]:
         "task_definitions": sorted(ecs.list_task_definitions()["taskDefinitionArns"]),
         "load_balancers": rows(elb.describe_load_balancers()["LoadBalancers"]),
         "target_groups": rows(elb.describe_target_groups()["TargetGroups"]),
+    }
+
+
+def _https_snapshot(rows: Callable[..., list[str]]) -> dict[str, list[str]]:
+    """The front door: CloudFront distributions, ACM certificates, every Route 53 record."""
+    cloudfront = boto3.client("cloudfront", region_name="us-east-1")
+    route53 = boto3.client("route53", region_name="us-east-1")
+    acm = boto3.client("acm", region_name=REGION)
+    zones = route53.list_hosted_zones()["HostedZones"]
+    return {
+        "distributions": rows(
+            cloudfront.list_distributions()["DistributionList"].get("Items") or [],
+            ("Status", "LastModifiedTime"),
+        ),
+        "certificates": rows(acm.list_certificates()["CertificateSummaryList"]),
+        "records": rows(
+            [
+                {"zone": zone["Name"], **record}
+                for zone in zones
+                for record in route53.list_resource_record_sets(HostedZoneId=zone["Id"])[
+                    "ResourceRecordSets"
+                ]
+            ]
+        ),
     }
 
 
@@ -199,6 +230,45 @@ def bystanders() -> None:
         DBSubnetGroupName="payments-db",
         DBSubnetGroupDescription="another team's",
         SubnetIds=[subnet],
+    )
+    _https_bystanders()
+
+
+# The user's hosted zone (sweeps with a domain deploy into it), with a record of their own.
+ZONE = "example.com"
+
+
+def _https_bystanders() -> None:
+    """The user's hosted zone and mail record; another team's certificate and distribution."""
+    route53 = boto3.client("route53", region_name="us-east-1")
+    zone = route53.create_hosted_zone(Name=ZONE, CallerReference="bystander")["HostedZone"]
+    mail = {"Name": f"{ZONE}.", "Type": "MX", "TTL": 300, "ResourceRecords": [{"Value": "10 mx"}]}
+    route53.change_resource_record_sets(
+        HostedZoneId=zone["Id"],
+        ChangeBatch={"Changes": [{"Action": "CREATE", "ResourceRecordSet": mail}]},
+    )
+    boto3.client("acm", region_name=REGION).request_certificate(DomainName="shop.example.org")
+    origin = {
+        "Id": "shop",
+        "DomainName": "shop.example.org",
+        "CustomOriginConfig": {
+            "HTTPPort": 80,
+            "HTTPSPort": 443,
+            "OriginProtocolPolicy": "https-only",
+        },
+    }
+    boto3.client("cloudfront", region_name="us-east-1").create_distribution(
+        DistributionConfig={
+            "CallerReference": "another-team",
+            "Comment": "the shop",
+            "Enabled": True,
+            "Origins": {"Quantity": 1, "Items": [origin]},
+            "DefaultCacheBehavior": {
+                "TargetOriginId": "shop",
+                "ViewerProtocolPolicy": "redirect-to-https",
+                "CachePolicyId": "658327ea-f89d-4fab-a63d-7e88639e58f6",
+            },
+        }
     )
 
 
@@ -271,3 +341,38 @@ class ThrottleStorm:
 
     def hooks(self) -> list[tuple[str, Callable[..., Any]]]:
         return [("before-send", self)]
+
+
+def sample_distribution(caller: str, secret: str) -> dict[str, Any]:
+    """A distribution in front of a load balancer, as the deployer makes one."""
+    return {
+        "CallerReference": caller,
+        "Comment": "nnote staging",
+        "Enabled": True,
+        "Origins": {
+            "Quantity": 1,
+            "Items": [
+                {
+                    "Id": "alb",
+                    "DomainName": "nnote-staging-1.eu-west-1.elb.amazonaws.com",
+                    "CustomHeaders": {
+                        "Quantity": 1,
+                        "Items": [{"HeaderName": "X-Origin-Verify", "HeaderValue": secret}],
+                    },
+                    "CustomOriginConfig": {
+                        "HTTPPort": 80,
+                        "HTTPSPort": 443,
+                        "OriginProtocolPolicy": "http-only",
+                    },
+                }
+            ],
+        },
+        "DefaultCacheBehavior": {
+            "TargetOriginId": "alb",
+            "ViewerProtocolPolicy": "redirect-to-https",
+            "CachePolicyId": "4135ea2d-6df8-44a3-9df3-4b5a84be39ad",
+            "OriginRequestPolicyId": "216adef6-5c7f-47e4-b989-5492eafa07d3",
+        },
+        "PriceClass": "PriceClass_100",
+        "ViewerCertificate": {"CloudFrontDefaultCertificate": True},
+    }

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -34,6 +35,12 @@ from tests.deployer.faults import (
 from tests.support.realism import RealisticMotoServer
 
 COMMANDS = ("up", "down", "redeploy")
+# The deploy.toml swept: the repository's, unless a test sweeps other settings (a domain).
+CONFIG: Path | None = None
+
+
+def _run(**kwargs: Any) -> Run:
+    return make_run(config=CONFIG, **kwargs)
 
 
 class QuietEvents(SilentProgress):
@@ -85,7 +92,7 @@ def forget_service_linked_role() -> None:
 
 def owned_now() -> list[tuple[str, str]]:
     """What the tag audit finds, by kind: a deployed env must always show the same list."""
-    run = make_run()
+    run = _run()
     return sorted((r.component, r.type) for r in inventory.leftovers(run.aws, run.owner))
 
 
@@ -93,14 +100,14 @@ def _starting_state(command: str, endpoint: str) -> dict[str, list[str]]:
     """Bystanders only for `up`; a deployed env too for `down` and `redeploy`."""
     pristine = reset(endpoint)
     if command != "up":
-        deploy(make_run(run_id="setup"))
+        deploy(_run(run_id="setup"))
     return pristine
 
 
 def probe_calls(command: str, endpoint: str) -> list[tuple[str, int]]:
     """The mutating calls one clean run of `command` makes: the cases to sweep."""
     _starting_state(command, endpoint)
-    probe = make_run(run_id="probe")
+    probe = _run(run_id="probe")
     RUNNERS[command](probe)
     return mutating_calls(probe.aws.log.calls)
 
@@ -155,7 +162,7 @@ def one_case(
         forget_service_linked_role()  # account-wide, made by the first up: make it again
     before = snapshot()
     fault = FailNth(operation, nth, kind=kind)
-    run = make_run(hooks=fault.hooks(), run_id=f"sweep-{operation}-{nth}")
+    run = _run(hooks=fault.hooks(), run_id=f"sweep-{operation}-{nth}")
     problems = _fails_cleanly(command, run)
     if not fault.fired:
         problems.append("the fault never fired")
@@ -165,11 +172,11 @@ def one_case(
     leaked = len(inventory.leftovers(run.aws, run.owner)) if command == "up" else 0
     if command == "up" and not confirm and not problems and not leaked:
         return problems, leaked  # exactly as before: the next case starts from here
-    deploy(make_run(run_id="converge"))  # a following up converges...
-    if pipeline.plan(make_run(), pipeline.deploy_steps(ROOT, PREBUILT_IMAGE)):
+    deploy(_run(run_id="converge"))  # a following up converges...
+    if pipeline.plan(_run(), pipeline.deploy_steps(ROOT, PREBUILT_IMAGE)):
         problems.append("a following up did not converge")
     if command == "up":  # ...and a following down leaves exactly the bystanders
-        result = down(make_run(run_id="cleanup"))
+        result = down(_run(run_id="cleanup"))
         if result.leftovers or snapshot() != pristine:
             left = result.leftovers or differences(pristine, snapshot())
             problems.append(f"a following down left {left}")
@@ -206,7 +213,7 @@ def _fails_cleanly(command: str, run: Run) -> list[str]:
 
 
 def _final_down(pristine: dict[str, list[str]], result: SweepResult) -> None:
-    cleanup = down(make_run(run_id="cleanup"))
+    cleanup = down(_run(run_id="cleanup"))
     if cleanup.leftovers or snapshot() != pristine:
         left = cleanup.leftovers or differences(pristine, snapshot())
         result.failures.append(f"final down left {left}")

@@ -13,6 +13,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from typer.testing import CliRunner
 
 from deployer import aws as aws_module
@@ -21,7 +22,7 @@ from deployer.config import load
 from deployer.errors import DeployError
 from deployer.steps.network import NetworkStep
 from tests.deployer.conftest import DEPLOYER_CREDENTIALS, PREBUILT_IMAGE, REGION, ROOT, make_run
-from tests.deployer.faults import FailNth, snapshot
+from tests.deployer.faults import FailNth, sample_distribution, snapshot
 from tests.deployer.sweep import QuietEvents
 
 STEPS = pipeline.deploy_steps(ROOT, PREBUILT_IMAGE)
@@ -306,3 +307,358 @@ def test_a_changed_cpu_target_is_planned_and_applied(
     policy = scaling.describe_scaling_policies(ServiceNamespace="ecs")["ScalingPolicies"][0]
     assert policy["TargetTrackingScalingPolicyConfiguration"]["TargetValue"] == 75.0
     assert pipeline.plan(with_target(75), STEPS) == []
+
+
+# -- HTTPS: CloudFront, ACM and Route 53 as the deployer meets them ---------------------------
+
+OWNER_TAGS = [
+    {"Key": "nnote:app", "Value": "nnote"},
+    {"Key": "nnote:env", "Value": "staging"},
+    {"Key": "nnote:managed-by", "Value": "nnote-deploy"},
+]
+DISTRIBUTION_CONFIG = sample_distribution("nnote-staging-run-1", "s3cr3t")
+
+
+def deployer(service: str, region: str = REGION) -> Any:
+    """A client with the deployer's key: the realism layer holds its calls to AWS's rules."""
+    return boto3.client(
+        service,
+        region_name=region,
+        aws_access_key_id=DEPLOYER_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=DEPLOYER_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+def refusal(raised: pytest.ExceptionInfo[ClientError]) -> tuple[str, int]:
+    return (
+        raised.value.response["Error"]["Code"],
+        raised.value.response["ResponseMetadata"]["HTTPStatusCode"],
+    )
+
+
+def create_distribution(config: dict[str, Any] | None = None) -> tuple[str, str]:
+    made = deployer("cloudfront", "us-east-1").create_distribution_with_tags(
+        DistributionConfigWithTags={
+            "DistributionConfig": config or DISTRIBUTION_CONFIG,
+            "Tags": {"Items": OWNER_TAGS},
+        }
+    )
+    return made["Distribution"]["Id"], made["ETag"]
+
+
+class Captured(Exception):
+    """A request stopped just before it would have been sent."""
+
+
+def test_rest_xml_requests_are_read_back_as_boto3_took_them() -> None:
+    """CloudFront and Route 53 speak REST-XML: the realism layer reads each call from its
+    method, path, query string, headers and XML body, so the policy and AWS's rules apply to
+    it as to any other (unread, it would be refused as unreadable)."""
+    import botocore.session
+
+    from tests.support.aws_wire import read_call
+
+    session = botocore.session.get_session()
+    session.set_credentials("AKIAEXAMPLE", "secret")
+    change = {
+        "Action": "CREATE",
+        "ResourceRecordSet": {
+            "Name": "_x.notes.example.com.",
+            "Type": "CNAME",
+            "TTL": 300,
+            "ResourceRecords": [{"Value": "_y.acm-validations.aws."}],
+        },
+    }
+    alias = {
+        "Action": "DELETE",
+        "ResourceRecordSet": {
+            "Name": "notes.example.com.",
+            "Type": "A",
+            "AliasTarget": {
+                "HostedZoneId": "Z2",
+                "DNSName": "d.example.net.",
+                "EvaluateTargetHealth": False,
+            },
+        },
+    }
+    tagged = {"DistributionConfig": DISTRIBUTION_CONFIG, "Tags": {"Items": OWNER_TAGS}}
+    cases = [
+        ("cloudfront", "create_distribution_with_tags", {"DistributionConfigWithTags": tagged}),
+        (
+            "cloudfront",
+            "update_distribution",
+            {"Id": "E1", "IfMatch": "E2", "DistributionConfig": DISTRIBUTION_CONFIG},
+        ),
+        ("cloudfront", "delete_distribution", {"Id": "E1", "IfMatch": "E2"}),
+        ("cloudfront", "list_distributions", {"Marker": "m", "MaxItems": "10"}),
+        (
+            "cloudfront",
+            "list_tags_for_resource",
+            {"Resource": "arn:aws:cloudfront::1:distribution/E1"},
+        ),
+        ("route53", "list_hosted_zones_by_name", {"DNSName": "example.com", "MaxItems": "1"}),
+        (
+            "route53",
+            "list_resource_record_sets",
+            {"HostedZoneId": "Z1", "StartRecordName": "a.example.com.", "MaxItems": "1"},
+        ),
+        (
+            "route53",
+            "change_resource_record_sets",
+            {"HostedZoneId": "/hostedzone/Z1", "ChangeBatch": {"Changes": [change, alias]}},
+        ),
+    ]
+    for service, method, params in cases:
+        client = session.create_client(
+            service, region_name="us-east-1", endpoint_url="http://127.0.0.1:9"
+        )
+        sent: list[Any] = []
+
+        def capture(request: Any, _sent: list[Any] = sent, **_: Any) -> None:
+            _sent.append(request)
+            raise Captured  # nothing leaves this process
+
+        client.meta.events.register("before-send", capture)
+        with pytest.raises(Captured):
+            getattr(client, method)(**params)
+        request = sent[0]
+        path, _, query = request.url.removeprefix("http://127.0.0.1:9").partition("?")
+        environ = {
+            "REQUEST_METHOD": request.method,
+            "PATH_INFO": path,
+            "RAW_URI": request.url.removeprefix("http://127.0.0.1:9"),
+            "QUERY_STRING": query,
+            **{
+                "HTTP_" + k.upper().replace("-", "_"): v.decode() if isinstance(v, bytes) else v
+                for k, v in request.headers.items()
+            },
+        }
+        call = read_call(environ, request.body or b"")
+        assert call is not None, method
+        expected = json.loads(json.dumps(params))
+        if "HostedZoneId" in expected:  # botocore strips the prefix client-side
+            expected["HostedZoneId"] = expected["HostedZoneId"].removeprefix("/hostedzone/")
+        assert (call.service, call.params) == (service, expected), method
+
+
+def test_a_cloudfront_call_is_held_to_the_policy(aws_env: dict[str, str], realism: Any) -> None:
+    """A distribution without our tags is refused, as AWS would under docs/iam-policy.json."""
+    with pytest.raises(ClientError) as refused:
+        deployer("cloudfront", "us-east-1").create_distribution(
+            DistributionConfig=DISTRIBUTION_CONFIG
+        )
+    assert refusal(refused) == ("AccessDenied", 403)
+    assert realism.denials == ["cloudfront:CreateDistribution on *"]
+    realism.denials.clear()  # the denial was the point
+
+
+def test_a_distribution_deploys_for_a_while_and_changes_only_with_its_etag(
+    aws_env: dict[str, str],
+) -> None:
+    """InProgress for a few looks after a change; deleted only disabled and deployed; every
+    change needs the current ETag, which each update replaces."""
+    cloudfront = deployer("cloudfront", "us-east-1")
+    ident, etag = create_distribution()
+    looks = [cloudfront.get_distribution(Id=ident)["Distribution"]["Status"] for _ in range(4)]
+    assert looks == ["InProgress", "InProgress", "InProgress", "Deployed"]
+    assert cloudfront.get_distribution(Id=ident)["ETag"] == etag
+    with pytest.raises(ClientError) as refused:
+        cloudfront.delete_distribution(Id=ident)
+    assert refusal(refused) == ("InvalidIfMatchVersion", 400)
+    with pytest.raises(ClientError) as refused:
+        cloudfront.delete_distribution(Id=ident, IfMatch="E2QWRUHAPOMQZL")
+    assert refusal(refused) == ("PreconditionFailed", 412)
+    with pytest.raises(ClientError) as refused:
+        cloudfront.delete_distribution(Id=ident, IfMatch=etag)
+    assert refusal(refused) == ("DistributionNotDisabled", 409)  # still enabled
+
+    current = cloudfront.get_distribution_config(Id=ident)
+    disabled = {**current["DistributionConfig"], "Enabled": False}
+    updated = cloudfront.update_distribution(
+        Id=ident, IfMatch=current["ETag"], DistributionConfig=disabled
+    )
+    assert updated["ETag"] != etag and updated["Distribution"]["Status"] == "InProgress"
+    with pytest.raises(ClientError) as refused:
+        cloudfront.update_distribution(Id=ident, IfMatch=etag, DistributionConfig=disabled)
+    assert refusal(refused) == ("PreconditionFailed", 412)
+    with pytest.raises(ClientError) as refused:
+        cloudfront.delete_distribution(Id=ident, IfMatch=updated["ETag"])
+    assert refusal(refused) == ("DistributionNotDisabled", 409)  # disabled, not yet deployed
+    while cloudfront.get_distribution(Id=ident)["Distribution"]["Status"] != "Deployed":
+        pass
+    cloudfront.delete_distribution(Id=ident, IfMatch=updated["ETag"])
+    listed = cloudfront.list_distributions()["DistributionList"]
+    assert listed.get("Items", []) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"Comment": "x" * 129}, "InvalidArgument"),
+        ({"Origins": {**DISTRIBUTION_CONFIG["Origins"], "Quantity": 2}}, "InconsistentQuantities"),
+    ],
+)
+def test_a_distribution_config_is_held_to_cloudfronts_limits(
+    aws_env: dict[str, str], change: dict[str, Any], code: str
+) -> None:
+    with pytest.raises(ClientError) as refused:
+        create_distribution({**DISTRIBUTION_CONFIG, **change})
+    assert refusal(refused) == (code, 400)
+
+
+def test_a_distributions_caller_reference_never_changes(aws_env: dict[str, str]) -> None:
+    cloudfront = deployer("cloudfront", "us-east-1")
+    ident, etag = create_distribution()
+    with pytest.raises(ClientError) as refused:
+        cloudfront.update_distribution(
+            Id=ident,
+            IfMatch=etag,
+            DistributionConfig={**DISTRIBUTION_CONFIG, "CallerReference": "another"},
+        )
+    assert refusal(refused) == ("IllegalUpdate", 400)
+
+
+def test_the_tagging_api_lists_distributions_in_us_east_1_only(aws_env: dict[str, str]) -> None:
+    """CloudFront is global: AWS's tagging API lists distributions (and, for a while, a deleted
+    one) from us-east-1 only, and only when ResourceTypeFilters allow them."""
+    ident, _etag = create_distribution()
+    arn = f"arn:aws:cloudfront::123456789012:distribution/{ident}"
+    ours = [{"Key": "nnote:managed-by", "Values": ["nnote-deploy"]}]
+
+    def listed(region: str, kinds: list[str]) -> list[str]:
+        found = deployer("resourcegroupstaggingapi", region).get_resources(
+            TagFilters=ours, ResourceTypeFilters=kinds
+        )
+        return [item["ResourceARN"] for item in found["ResourceTagMappingList"]]
+
+    assert listed("us-east-1", ["cloudfront:distribution"]) == [arn]
+    assert listed("us-east-1", ["acm:certificate"]) == []
+    assert arn not in listed(REGION, [])
+
+
+HOSTED_ZONE = "example.com"
+
+
+def hosted_zone() -> str:
+    """The user's hosted zone (made by the tests: the deployer never makes one)."""
+    zone = boto3.client("route53", region_name="us-east-1").create_hosted_zone(
+        Name=HOSTED_ZONE, CallerReference="user"
+    )
+    return str(zone["HostedZone"]["Id"]).rsplit("/", 1)[-1]
+
+
+def change_records(zone: str, *changes: tuple[str, dict[str, Any]]) -> None:
+    deployer("route53").change_resource_record_sets(
+        HostedZoneId=zone,
+        ChangeBatch={"Changes": [{"Action": a, "ResourceRecordSet": r} for a, r in changes]},
+    )
+
+
+def cname(name: str, value: str, ttl: int = 300) -> dict[str, Any]:
+    return {"Name": name, "Type": "CNAME", "TTL": ttl, "ResourceRecords": [{"Value": value}]}
+
+
+def test_route53_creates_only_new_records_and_deletes_only_exact_ones(
+    aws_env: dict[str, str],
+) -> None:
+    """A batch holds as a whole or changes nothing: CREATE of an existing record, DELETE of
+    a missing one or with other values, a CNAME beside another record of its name."""
+    zone = hosted_zone()
+    record = cname("_v.notes.example.com.", "_a.acm-validations.aws.")
+    change_records(zone, ("CREATE", record))
+    refusals = {
+        "create again": [("CREATE", record)],
+        "other TTL": [("DELETE", {**record, "TTL": 60})],
+        "other value": [("DELETE", cname("_v.notes.example.com.", "_b.acm-validations.aws."))],
+        "missing": [("DELETE", cname("_w.notes.example.com.", "_a.acm-validations.aws."))],
+        "beside a CNAME": [
+            ("CREATE", {**cname("_v.notes.example.com.", "x"), "Type": "A", "TTL": 60}),
+        ],
+        "atomic": [("CREATE", cname("new.example.com.", "x.example.net.")), ("CREATE", record)],
+    }
+    messages = {}
+    for what, changes in refusals.items():
+        with pytest.raises(ClientError) as refused:
+            change_records(zone, *changes)
+        assert refusal(refused) == ("InvalidChangeBatch", 400), what
+        messages[what] = refused.value.response["Error"]["Message"]
+    assert "but it already exists" in messages["create again"]
+    assert "do not match the current values" in messages["other TTL"]
+    assert "but it was not found" in messages["missing"]
+    listed = boto3.client("route53", region_name="us-east-1").list_resource_record_sets(
+        HostedZoneId=zone
+    )["ResourceRecordSets"]
+    assert "new.example.com." not in {r["Name"] for r in listed}  # the batch changed nothing
+    change_records(zone, ("DELETE", record))  # exactly as created: deleted
+
+
+def test_acm_gives_the_validation_record_late_and_issues_once_it_is_in_dns(
+    aws_env: dict[str, str],
+) -> None:
+    """No validation options at first, then no record in them; the certificate waits for its
+    record in the hosted zone, then is issued a couple of describes later."""
+    zone = hosted_zone()
+    acm = deployer("acm")
+    arn = acm.request_certificate(
+        DomainName="notes.example.com",
+        ValidationMethod="DNS",
+        IdempotencyToken="run1",
+        Tags=OWNER_TAGS,
+    )["CertificateArn"]
+
+    def look() -> tuple[str, dict[str, str] | None]:
+        found = acm.describe_certificate(CertificateArn=arn)["Certificate"]
+        options = found.get("DomainValidationOptions", [{}])
+        return found["Status"], options[0].get("ResourceRecord")
+
+    first = acm.describe_certificate(CertificateArn=arn)["Certificate"]
+    assert "DomainValidationOptions" not in first
+    assert look()[1] is None
+    statuses = []
+    for _ in range(3):
+        status, record = look()
+        statuses.append(status)
+    assert record is not None and statuses == ["PENDING_VALIDATION"] * 3  # no record in DNS
+    change_records(zone, ("CREATE", cname(record["Name"], record["Value"])))
+    assert [look()[0] for _ in range(3)] == ["PENDING_VALIDATION", "PENDING_VALIDATION", "ISSUED"]
+    summaries = acm.list_certificates(CertificateStatuses=["ISSUED"])["CertificateSummaryList"]
+    assert [s["CertificateArn"] for s in summaries] == [arn]
+
+
+def test_a_certificate_on_a_listener_cannot_be_deleted(aws_env: dict[str, str]) -> None:
+    """ResourceInUseException while a listener uses it, and a moment after it lets go."""
+    acm = deployer("acm")
+    arn = acm.request_certificate(
+        DomainName="notes.example.com", ValidationMethod="DNS", Tags=OWNER_TAGS
+    )["CertificateArn"]
+    ec2, elb = boto3.client("ec2", region_name=REGION), boto3.client("elbv2", region_name=REGION)
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.9.{i}.0/24", AvailabilityZone=f"{REGION}{z}")[
+            "Subnet"
+        ]["SubnetId"]
+        for i, z in enumerate("ab")
+    ]
+    lb = elb.create_load_balancer(Name="nnote-staging", Subnets=subnets)["LoadBalancers"][0]
+    listener = elb.create_listener(
+        LoadBalancerArn=lb["LoadBalancerArn"],
+        Port=443,
+        Protocol="HTTPS",
+        Certificates=[{"CertificateArn": arn}],
+        DefaultActions=[
+            {
+                "Type": "fixed-response",
+                "FixedResponseConfig": {"StatusCode": "404", "ContentType": "text/plain"},
+            }
+        ],
+        Tags=OWNER_TAGS,
+    )["Listeners"][0]
+    with pytest.raises(ClientError) as refused:
+        acm.delete_certificate(CertificateArn=arn)
+    assert refusal(refused) == ("ResourceInUseException", 400)
+    deployer("elbv2").delete_listener(ListenerArn=listener["ListenerArn"])
+    for _ in range(2):
+        with pytest.raises(ClientError) as refused:
+            acm.delete_certificate(CertificateArn=arn)
+        assert refusal(refused) == ("ResourceInUseException", 400)
+    acm.delete_certificate(CertificateArn=arn)

@@ -356,14 +356,28 @@ def listed_anyway(hits: list[str], untagged_component: tuple[str, ...] = ()) -> 
     """The tagging API listing these ARNs too, tagged as ours, as it does for a while after
     a resource is deleted (those in `untagged_component` lack the component tag)."""
 
+    wanted: dict[str, list[str]] = {}
+
+    def ask(params: dict[str, Any], **_: Any) -> None:
+        wanted["types"] = params.get("ResourceTypeFilters") or []
+
+    def listed(arn: str) -> bool:
+        """As the API filters by type (`cloudfront:distribution`: service, then kind)."""
+        kind = ":".join([arn.split(":")[2], arn.split(":", 5)[5].split("/")[0]])
+        return not wanted["types"] or kind in wanted["types"]
+
     def add(parsed: dict[str, Any], **_: Any) -> None:
         tags = OURS.tags("extra")
-        parsed["ResourceTagMappingList"] += [{"ResourceARN": a, "Tags": tags} for a in hits]
+        found = [a for a in hits if listed(a)]
+        parsed["ResourceTagMappingList"] += [{"ResourceARN": a, "Tags": tags} for a in found]
         bare = [t for t in tags if t["Key"] != "nnote:component"]
-        mappings = [{"ResourceARN": a, "Tags": bare} for a in untagged_component]
+        mappings = [{"ResourceARN": a, "Tags": bare} for a in untagged_component if listed(a)]
         parsed["ResourceTagMappingList"] += mappings
 
-    return ("after-call.resource-groups-tagging-api.GetResources", add)
+    return [
+        ("provide-client-params.resource-groups-tagging-api.GetResources", ask),
+        ("after-call.resource-groups-tagging-api.GetResources", add),
+    ]
 
 
 def being_deleted(parsed: dict[str, Any], **_: Any) -> None:
@@ -413,6 +427,10 @@ def test_leak_audit_confirms_each_hit_and_drops_what_is_gone(mocked: None) -> No
         f"arn:aws:elasticloadbalancing:{at}:loadbalancer/app/nnote-gone/50dc6c495c0c9188",
         f"arn:aws:elasticloadbalancing:{at}:targetgroup/nnote-gone/73e2d6bc24d8a067",
         f"arn:aws:elasticloadbalancing:{at}:listener/app/nnote-gone/50dc6c495c0c9188/f2f7dc8e",
+        f"arn:aws:elasticloadbalancing:{at}:listener-rule/app/nnote-gone/50dc6c495c0c9188/"
+        "f2f7dc8e/9683b2d02a6cabee",
+        f"arn:aws:acm:{at}:certificate/0b4e2f2c-6a7e-4f7c-9d6e-0d2a9b6f1c11",
+        "arn:aws:cloudfront::123456789012:distribution/E2GONE0EXAMPLE",
         f"arn:aws:logs:{at}:log-group:/nnote-gone",
         f"arn:aws:ecs:{at}:cluster/nnote-gone-too",
         f"arn:aws:secretsmanager:{at}:secret:nnote-never-a1b2c3",
@@ -428,7 +446,7 @@ def test_leak_audit_confirms_each_hit_and_drops_what_is_gone(mocked: None) -> No
     queue = f"arn:aws:sqs:{at}:nnote-staging-queue"  # no kind/id in it: named by its ARN
     hits = [*gone, automated_backup, unknown, *live_groups]
     hooks = [
-        listed_anyway(hits, untagged_component=(queue,)),
+        *listed_anyway(hits, untagged_component=(queue,)),
         ("after-call.ecs.DescribeServices", being_deleted),
         ("after-call.ecs.DescribeClusters", being_deleted),
     ]
@@ -1300,7 +1318,9 @@ def test_up_deploys_every_family_in_dependency_order() -> None:
         "registry",
         "image",
         "runtime",
+        "certificate",
         "loadbalancer",
+        "endpoint",
         "service",
     ]
     assert all(names.index(d) < names.index(s.name) for s in steps for d in s.depends_on)

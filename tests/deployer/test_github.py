@@ -193,7 +193,9 @@ def test_up_writes_github_outputs_and_summary(cli, tmp_path: Path) -> None:  # t
     assert written["vpc_id"].startswith("vpc-")
     assert written["repository_uri"].endswith("/nnote-staging")
     table = summary.read_text()
-    assert "**Result:** converged" in table and "| network | create | ec2:vpc |" in table
+    assert written["service_url"].startswith("https://")
+    assert f"**Result:** converged: {written['service_url']}" in table
+    assert "| network | create | ec2:vpc |" in table
     assert "| database |" in table and "AWS API calls:" in table
     import boto3
 

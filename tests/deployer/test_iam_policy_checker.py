@@ -19,6 +19,7 @@ from tests.support.iam_policy import (
     denials,
     evaluate,
     lint,
+    normalized_record_name,
     recording_hooks,
     resource_type,
 )
@@ -460,6 +461,189 @@ def test_authorizations_of_tagging_an_existing_role_see_its_tags_and_the_new_one
     assert tag.context["aws:ResourceTag/nnote:managed-by"] == "nnote-deploy"
     (untag,) = auths("iam", "UntagPolicy", PolicyArn="arn:aws:iam::1:policy/p", TagKeys=["a"])
     assert (untag.action, untag.context["aws:TagKeys"]) == ("iam:UntagPolicy", ["a"])
+
+
+LISTENER = (
+    f"arn:aws:elasticloadbalancing:{REGION}:123456789012:listener/app/nnote-staging/0abc/1def"
+)
+OWNER_TAGS = [{"Key": "nnote:managed-by", "Value": "nnote-deploy"}]
+
+
+def test_authorizations_of_a_tagged_listener_rule_include_tag_on_create() -> None:
+    found = auths(
+        "elbv2",
+        "CreateRule",
+        ListenerArn=LISTENER,
+        Priority=1,
+        Conditions=[],
+        Actions=[],
+        Tags=OWNER_TAGS,
+    )
+    assert pairs(found) == [
+        ("elasticloadbalancing:CreateRule", "listener/app/nnote-staging/0abc/1def"),
+        ("elasticloadbalancing:AddTags", "listener-rule/app/nnote-staging/0abc/1def/*"),
+    ]
+    create, tagging = found
+    # The listener's own tags and the request's both hold for the create.
+    assert create.context["aws:ResourceTag/nnote:managed-by"] == "nnote-deploy"
+    assert create.context["aws:RequestTag/nnote:managed-by"] == "nnote-deploy"
+    assert tagging.context["elasticloadbalancing:CreateAction"] == "CreateRule"
+
+
+def test_authorizations_of_an_https_listener_change_carry_its_protocol_and_policy() -> None:
+    (found,) = auths(
+        "elbv2",
+        "ModifyListener",
+        ListenerArn=LISTENER,
+        Protocol="HTTPS",
+        SslPolicy="ELBSecurityPolicy-TLS13-1-2-2021-06",
+    )
+    assert found.context["elasticloadbalancing:ListenerProtocol"] == "HTTPS"
+    assert found.context["elasticloadbalancing:SecurityPolicy"] == (
+        "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    )
+
+
+def test_authorizations_of_a_certificate_request_name_its_domains_and_tag_it() -> None:
+    found = auths(
+        "acm",
+        "RequestCertificate",
+        DomainName="notes.example.com",
+        SubjectAlternativeNames=["www.notes.example.com"],
+        ValidationMethod="DNS",
+        Tags=OWNER_TAGS,
+    )
+    assert pairs(found) == [
+        ("acm:RequestCertificate", "*"),
+        ("acm:AddTagsToCertificate", "certificate/*"),
+    ]
+    request, tagging = found
+    assert request.context["acm:DomainNames"] == ["notes.example.com", "www.notes.example.com"]
+    assert request.context["acm:ValidationMethod"] == "DNS"
+    assert "acm:KeyAlgorithm" not in request.context  # not in the request: not set
+    assert tagging.context["aws:RequestTag/nnote:managed-by"] == "nnote-deploy"
+
+
+def test_authorizations_of_record_changes_set_route53s_three_keys_normalized() -> None:
+    """The zone's ARN has no region or account, the id no /hostedzone/ prefix; names are
+    lower case without the trailing dot, `*` escaped; the region is us-east-1 whatever the
+    client's."""
+    changes = [
+        {
+            "Action": "CREATE",
+            "ResourceRecordSet": {"Name": "_X.Notes.example.com.", "Type": "CNAME"},
+        },
+        {"Action": "DELETE", "ResourceRecordSet": {"Name": "*.example.com", "Type": "A"}},
+        {"Action": "CREATE", "ResourceRecordSet": {"Name": "notes.example.com", "Type": "A"}},
+    ]
+    (found,) = auths(
+        "route53",
+        "ChangeResourceRecordSets",
+        HostedZoneId="/hostedzone/Z123",
+        ChangeBatch={"Changes": changes},
+    )
+    assert found.resource == "arn:aws:route53:::hostedzone/Z123"
+    assert found.context["route53:ChangeResourceRecordSetsNormalizedRecordNames"] == [
+        "_x.notes.example.com",
+        "\\052.example.com",
+        "notes.example.com",
+    ]
+    assert found.context["route53:ChangeResourceRecordSetsRecordTypes"] == ["CNAME", "A"]
+    assert found.context["route53:ChangeResourceRecordSetsActions"] == ["CREATE", "DELETE"]
+    assert found.context["aws:RequestedRegion"] == "us-east-1"
+
+
+@pytest.mark.parametrize(
+    ("name", "normalized"),
+    [
+        ("Notes.Example.COM.", "notes.example.com"),
+        ("_a1-b.example.com", "_a1-b.example.com"),
+        ("*.example.com", "\\052.example.com"),
+        ("\\052.example.com", "\\052.example.com"),  # already escaped
+        ("a b.example.com", "a\\040b.example.com"),
+    ],
+)
+def test_normalized_record_names_are_as_route53_documents(name: str, normalized: str) -> None:
+    assert normalized_record_name(name) == normalized
+
+
+DISTRIBUTION_CONFIG = {
+    "CallerReference": "nnote-staging",
+    "Comment": "nnote staging",
+    "Enabled": True,
+    "Origins": {"Quantity": 0, "Items": []},
+    "DefaultCacheBehavior": {"TargetOriginId": "alb", "ViewerProtocolPolicy": "redirect-to-https"},
+    "ViewerCertificate": {"CloudFrontDefaultCertificate": True},
+}
+
+
+def test_authorizations_of_a_distribution_with_tags_are_create_and_tag_resource() -> None:
+    found = auths(
+        "cloudfront",
+        "CreateDistributionWithTags",
+        DistributionConfigWithTags={
+            "DistributionConfig": DISTRIBUTION_CONFIG,
+            "Tags": {"Items": OWNER_TAGS},
+        },
+    )
+    assert [(r.action, r.resource) for r in found] == [
+        ("cloudfront:CreateDistribution", "*"),
+        ("cloudfront:TagResource", "arn:aws:cloudfront::123456789012:distribution/*"),
+    ]
+    assert all(r.context["aws:RequestTag/nnote:managed-by"] == "nnote-deploy" for r in found)
+    assert all(r.context["aws:RequestedRegion"] == "us-east-1" for r in found)
+    (untagged,) = auths(
+        "cloudfront",
+        "CreateDistributionWithTags",
+        DistributionConfigWithTags={"DistributionConfig": DISTRIBUTION_CONFIG, "Tags": {}},
+    )
+    assert not any(k.startswith("aws:RequestTag/") for k in untagged.context)
+
+
+def test_authorizations_of_a_distribution_change_see_its_tags() -> None:
+    (found,) = auths("cloudfront", "DeleteDistribution", Id="E1ABC", IfMatch="E2")
+    assert found.resource == "arn:aws:cloudfront::123456789012:distribution/E1ABC"
+    assert found.context["aws:ResourceTag/nnote:managed-by"] == "nnote-deploy"
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"WebACLId": "arn:aws:wafv2:us-east-1:123456789012:global/webacl/x/1"},
+        {"ViewerCertificate": {"ACMCertificateArn": "arn:aws:acm:us-east-1:1:certificate/x"}},
+        {"Logging": {"Enabled": True, "Bucket": "logs.s3.amazonaws.com"}},
+    ],
+)
+def test_authorizations_refuse_distribution_parts_they_do_not_model(extra: dict[str, Any]) -> None:
+    with pytest.raises(UnmappedOperation):
+        auths(
+            "cloudfront", "CreateDistribution", DistributionConfig={**DISTRIBUTION_CONFIG, **extra}
+        )
+
+
+def test_boto_lookup_reads_the_tags_of_certificates_and_distributions() -> None:
+    clients = {
+        service: boto3.client(
+            service, region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x"
+        )
+        for service in ("acm", "cloudfront")
+    }
+    lookup = BotoLookup(REGION, client=lambda service, region_name: clients[service])
+    certificate = f"arn:aws:acm:{REGION}:123456789012:certificate/0abc"
+    distribution = "arn:aws:cloudfront::123456789012:distribution/E1ABC"
+    with Stubber(clients["acm"]) as acm, Stubber(clients["cloudfront"]) as cloudfront:
+        acm.add_response(
+            "list_tags_for_certificate",
+            {"Tags": [{"Key": "k", "Value": "acm"}]},
+            {"CertificateArn": certificate},
+        )
+        cloudfront.add_response(
+            "list_tags_for_resource",
+            {"Tags": {"Items": [{"Key": "k", "Value": "cloudfront"}]}},
+            {"Resource": distribution},
+        )
+        assert lookup.tags(certificate) == {"k": "acm"}
+        assert lookup.tags(distribution) == {"k": "cloudfront"}
 
 
 def test_boto_lookup_reads_the_tags_of_iam_roles_policies_and_oidc_providers() -> None:

@@ -14,7 +14,7 @@ import pytest
 from deployer import pipeline, service_logs
 from deployer.steps.base import Run
 from tests.deployer.conftest import PREBUILT_IMAGE, REGION, ROOT, make_run
-from tests.deployer.faults import FailNth
+from tests.deployer.faults import FailNth, sample_distribution
 from tests.deployer.sweep import QuietEvents
 from tests.support.iam_policy import (
     AuthorizationLog,
@@ -172,6 +172,16 @@ class StateOfOthers(StateOfOurs):
         return None if "*" in arn.removesuffix(":*") else {}
 
 
+class StateOfAnotherApp(StateOfOurs):
+    """Every named resource exists and is another app's, deployed by nnote-deploy too: what
+    names no app in its ARN (a certificate, a distribution) is told apart by its tags only."""
+
+    def tags(self, arn: str) -> dict[str, str] | None:
+        if "*" in arn.removesuffix(":*"):
+            return None
+        return {**OURS, "nnote:app": "payments", "nnote:env": "prod"}
+
+
 TARGET = {
     "ServiceNamespace": "ecs",
     "ResourceId": "service/nnote-prod/nnote-prod",
@@ -179,6 +189,166 @@ TARGET = {
 }
 LOCK = "/nnote-deploy/nnote/staging/lock"
 TAGS = [{"Key": k, "Value": v} for k, v in OURS.items()]
+# HTTPS (issue 11): the load balancer's listener and rule, a certificate validated through the
+# user's hosted zone, a CloudFront distribution.
+LB = f"arn:aws:elasticloadbalancing:{REGION}:123456789012:loadbalancer/app/nnote-staging/0abc"
+LISTENER = f"arn:aws:elasticloadbalancing:{REGION}:123456789012:listener/app/nnote-staging/0abc/1d"
+RULE = LISTENER.replace(":listener/", ":listener-rule/") + "/2e"
+CERTIFICATE = f"arn:aws:acm:{REGION}:123456789012:certificate/0abc-1def"
+DISTRIBUTION = "arn:aws:cloudfront::123456789012:distribution/E1ABCDEF"
+ZONE = "Z0123456789ABCDEFGHIJ"
+VALIDATION_RECORD = {
+    "Name": "_0abc.notes.example.com.",
+    "Type": "CNAME",
+    "TTL": 300,
+    "ResourceRecords": [{"Value": "_1def.acm-validations.aws."}],
+}
+ALIAS_RECORD = {
+    "Name": "notes.example.com.",
+    "Type": "A",
+    "AliasTarget": {
+        "HostedZoneId": "Z32O12XQLNTSW2",
+        "DNSName": "dualstack.nnote-staging-1.eu-west-1.elb.amazonaws.com.",
+        "EvaluateTargetHealth": False,
+    },
+}
+
+
+def record_change(action: str, record: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "HostedZoneId": ZONE,
+        "ChangeBatch": {"Changes": [{"Action": action, "ResourceRecordSet": record}]},
+    }
+
+
+CLOUDFRONT_ORIGIN = [
+    {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "PrefixListIds": [{"PrefixListId": "pl-1"}]}
+]
+DISTRIBUTION_CONFIG = sample_distribution("nnote-staging", "secret")
+DENY_ACTION = {
+    "Type": "fixed-response",
+    "FixedResponseConfig": {"StatusCode": "403", "ContentType": "text/plain"},
+}
+HTTPS_CALLS: list[tuple[str, str, dict[str, Any]]] = [
+    (
+        "ec2",
+        "DescribeManagedPrefixLists",
+        {
+            "Filters": [
+                {
+                    "Name": "prefix-list-name",
+                    "Values": ["com.amazonaws.global.cloudfront.origin-facing"],
+                }
+            ]
+        },
+    ),
+    (
+        "ec2",
+        "AuthorizeSecurityGroupIngress",
+        {"GroupId": "sg-1", "IpPermissions": CLOUDFRONT_ORIGIN},
+    ),
+    ("ec2", "RevokeSecurityGroupIngress", {"GroupId": "sg-1", "IpPermissions": CLOUDFRONT_ORIGIN}),
+    (
+        "elbv2",
+        "CreateListener",
+        {
+            "LoadBalancerArn": LB,
+            "Port": 80,
+            "Protocol": "HTTP",
+            "DefaultActions": [DENY_ACTION],
+            "Tags": TAGS,
+        },
+    ),
+    ("elbv2", "DescribeRules", {"ListenerArn": LISTENER}),
+    (
+        "elbv2",
+        "CreateRule",
+        {
+            "ListenerArn": LISTENER,
+            "Priority": 1,
+            "Conditions": [
+                {
+                    "Field": "http-header",
+                    "HttpHeaderConfig": {"HttpHeaderName": "X-Origin-Verify", "Values": ["s"]},
+                }
+            ],
+            "Actions": [{"Type": "forward", "TargetGroupArn": "tg"}],
+            "Tags": TAGS,
+        },
+    ),
+    ("elbv2", "DeleteRule", {"RuleArn": RULE}),
+    ("elbv2", "ModifyListener", {"ListenerArn": LISTENER, "DefaultActions": [DENY_ACTION]}),
+    (
+        "elbv2",
+        "ModifyListener",
+        {
+            "ListenerArn": LISTENER,
+            "Port": 443,
+            "Protocol": "HTTPS",
+            "Certificates": [{"CertificateArn": CERTIFICATE}],
+            "SslPolicy": "ELBSecurityPolicy-TLS13-1-2-2021-06",
+            "DefaultActions": [{"Type": "forward", "TargetGroupArn": "tg"}],
+        },
+    ),
+    ("acm", "ListCertificates", {}),
+    ("acm", "ListTagsForCertificate", {"CertificateArn": CERTIFICATE}),
+    (
+        "acm",
+        "RequestCertificate",
+        {
+            "DomainName": "notes.example.com",
+            "ValidationMethod": "DNS",
+            "IdempotencyToken": "testrun1",
+            "Tags": TAGS,
+        },
+    ),
+    ("acm", "DescribeCertificate", {"CertificateArn": CERTIFICATE}),
+    ("acm", "DeleteCertificate", {"CertificateArn": CERTIFICATE}),
+    ("route53", "ListHostedZonesByName", {"DNSName": "example.com", "MaxItems": "10"}),
+    (
+        "route53",
+        "ListResourceRecordSets",
+        {
+            "HostedZoneId": f"/hostedzone/{ZONE}",
+            "StartRecordName": "notes.example.com.",
+            "StartRecordType": "CNAME",
+            "MaxItems": "1",
+        },
+    ),
+    ("route53", "ChangeResourceRecordSets", record_change("CREATE", VALIDATION_RECORD)),
+    ("route53", "ChangeResourceRecordSets", record_change("DELETE", VALIDATION_RECORD)),
+    ("route53", "ChangeResourceRecordSets", record_change("CREATE", ALIAS_RECORD)),
+    ("route53", "ChangeResourceRecordSets", record_change("DELETE", ALIAS_RECORD)),
+    ("cloudfront", "ListDistributions", {}),
+    ("cloudfront", "ListTagsForResource", {"Resource": DISTRIBUTION}),
+    (
+        "cloudfront",
+        "CreateDistributionWithTags",
+        {
+            "DistributionConfigWithTags": {
+                "DistributionConfig": DISTRIBUTION_CONFIG,
+                "Tags": {"Items": TAGS},
+            }
+        },
+    ),
+    ("cloudfront", "GetDistribution", {"Id": "E1ABCDEF"}),
+    ("cloudfront", "GetDistributionConfig", {"Id": "E1ABCDEF"}),
+    (
+        "cloudfront",
+        "UpdateDistribution",
+        {
+            "Id": "E1ABCDEF",
+            "IfMatch": "E2QWRUHAPOMQZL",
+            "DistributionConfig": {**DISTRIBUTION_CONFIG, "Enabled": False},
+        },
+    ),
+    ("cloudfront", "DeleteDistribution", {"Id": "E1ABCDEF", "IfMatch": "E2QWRUHAPOMQZL"}),
+    (
+        "resourcegroupstaggingapi",
+        "GetResources",
+        {"TagFilters": [{"Key": "nnote:app", "Values": ["nnote"]}], "ResourceTypeFilters": []},
+    ),
+]
 OTHER_PATH_CALLS: list[tuple[str, str, dict[str, Any]]] = [
     ("ec2", "ReplaceRoute", {"RouteTableId": "rtb-1", "DestinationCidrBlock": "0.0.0.0/0"}),
     ("ec2", "DeleteRoute", {"RouteTableId": "rtb-1", "DestinationCidrBlock": "0.0.0.0/0"}),
@@ -226,6 +396,7 @@ OTHER_PATH_CALLS: list[tuple[str, str, dict[str, Any]]] = [
     ("ssm", "PutParameter", {"Name": f"{LOCK}-lease-run-1", "Value": "{}", "Overwrite": True}),
     ("ssm", "DeleteParameter", {"Name": f"{LOCK}-lease-run-1"}),
     ("sts", "GetCallerIdentity", {}),
+    *HTTPS_CALLS,
 ]
 
 
@@ -242,10 +413,30 @@ def test_policy_allows_calls_off_the_recorded_paths(
     assert denied == []
 
 
+@pytest.mark.parametrize("region", [REGION, "us-east-1", "ap-northeast-1"])
+@pytest.mark.parametrize(
+    ("service", "operation", "params"),
+    [c for c in HTTPS_CALLS if c[0] in ("cloudfront", "route53", "resourcegroupstaggingapi")],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_policy_allows_the_global_calls_from_any_client_region(
+    service: str, operation: str, params: dict[str, Any], region: str
+) -> None:
+    """CloudFront's and Route 53's calls are us-east-1's whatever region the client has; the
+    tagging API lists distributions from a client in us-east-1."""
+    call = Call(service, operation, params, region)
+    denied = [r for r in authorizations(call, StateOfOurs()) if not evaluate(POLICY, r)]
+    assert denied == []
+
+
 # -- and nothing beyond it ------------------------------------------------------------------
 
 ROLE = "arn:aws:iam::123456789012:role/nnote-staging-task"
 THEIR_TAGS = [{"Key": "nnote:managed-by", "Value": "someone-else"}]
+THEIR_APP_TAGS = [
+    {"Key": "nnote:managed-by", "Value": "nnote-deploy"},
+    {"Key": "nnote:app", "Value": "payments"},
+]
 FORBIDDEN_CALLS: list[tuple[str, str, str, dict[str, Any]]] = [
     ("create a VPC without our tag", "ec2", "CreateVpc", {"CidrBlock": "10.0.0.0/16"}),
     (
@@ -314,6 +505,115 @@ FORBIDDEN_CALLS: list[tuple[str, str, str, dict[str, Any]]] = [
         {"AWSServiceName": "autoscaling.amazonaws.com"},
     ),
 ]
+# The hosted zone is the user's: only CREATE and DELETE of A and CNAME records, never UPSERT
+# (which would overwrite a record someone else wrote).
+HTTPS_FORBIDDEN_CALLS: list[tuple[str, str, str, dict[str, Any]]] = [
+    (
+        "overwrite a record with UPSERT",
+        "route53",
+        "ChangeResourceRecordSets",
+        record_change("UPSERT", ALIAS_RECORD),
+    ),
+    (
+        "slip an UPSERT into a batch of allowed changes",
+        "route53",
+        "ChangeResourceRecordSets",
+        {
+            "HostedZoneId": ZONE,
+            "ChangeBatch": {
+                "Changes": [
+                    {"Action": "CREATE", "ResourceRecordSet": VALIDATION_RECORD},
+                    {"Action": "UPSERT", "ResourceRecordSet": ALIAS_RECORD},
+                ]
+            },
+        },
+    ),
+    (
+        "write a TXT record",
+        "route53",
+        "ChangeResourceRecordSets",
+        record_change(
+            "CREATE",
+            {**VALIDATION_RECORD, "Type": "TXT", "ResourceRecords": [{"Value": '"x"'}]},
+        ),
+    ),
+    (
+        "delegate a subdomain with NS records",
+        "route53",
+        "ChangeResourceRecordSets",
+        record_change(
+            "CREATE",
+            {**VALIDATION_RECORD, "Type": "NS", "ResourceRecords": [{"Value": "ns.evil.test."}]},
+        ),
+    ),
+    (
+        "delete the zone's MX record",
+        "route53",
+        "ChangeResourceRecordSets",
+        record_change(
+            "DELETE",
+            {
+                "Name": "example.com.",
+                "Type": "MX",
+                "TTL": 300,
+                "ResourceRecords": [{"Value": "10 mx.example.com."}],
+            },
+        ),
+    ),
+    (
+        "create a distribution without our tags",
+        "cloudfront",
+        "CreateDistribution",
+        {"DistributionConfig": DISTRIBUTION_CONFIG},
+    ),
+    (
+        "create a distribution tagged as someone else's",
+        "cloudfront",
+        "CreateDistributionWithTags",
+        {
+            "DistributionConfigWithTags": {
+                "DistributionConfig": DISTRIBUTION_CONFIG,
+                "Tags": {"Items": THEIR_TAGS},
+            }
+        },
+    ),
+    (
+        "create a distribution for another app",
+        "cloudfront",
+        "CreateDistributionWithTags",
+        {
+            "DistributionConfigWithTags": {
+                "DistributionConfig": DISTRIBUTION_CONFIG,
+                "Tags": {"Items": [*THEIR_APP_TAGS]},
+            }
+        },
+    ),
+    (
+        "request a certificate without our tags",
+        "acm",
+        "RequestCertificate",
+        {"DomainName": "notes.example.com", "ValidationMethod": "DNS"},
+    ),
+    (
+        "request a certificate validated by email",
+        "acm",
+        "RequestCertificate",
+        {"DomainName": "notes.example.com", "ValidationMethod": "EMAIL", "Tags": TAGS},
+    ),
+    (
+        "add a rule to another app's listener",
+        "elbv2",
+        "CreateRule",
+        {
+            "ListenerArn": LISTENER.replace("/nnote-staging/", "/payments-prod/"),
+            "Priority": 1,
+            "Conditions": [],
+            "Actions": [],
+            "Tags": TAGS,
+        },
+    ),
+]
+FORBIDDEN_CALLS += HTTPS_FORBIDDEN_CALLS
 TRUST_ME = json.dumps(
     {
         "Version": "2012-10-17",
@@ -426,6 +726,18 @@ RETAGGING_OTHERS: list[tuple[str, str, str, dict[str, Any]]] = [
         "AddTagsToResource",
         {"ResourceType": "Parameter", "ResourceId": LOCK, "Tags": TAGS},
     ),
+    (
+        "retag someone else's certificate as ours",
+        "acm",
+        "AddTagsToCertificate",
+        {"CertificateArn": CERTIFICATE, "Tags": TAGS},
+    ),
+    (
+        "retag someone else's distribution as ours",
+        "cloudfront",
+        "TagResource",
+        {"Resource": DISTRIBUTION, "Tags": {"Items": TAGS}},
+    ),
 ]
 FORBIDDEN_ON_OTHERS: list[tuple[str, str, str, dict[str, Any]]] = [
     ("delete someone else's VPC", "ec2", "DeleteVpc", {"VpcId": "vpc-1"}),
@@ -459,6 +771,46 @@ FORBIDDEN_ON_OTHERS: list[tuple[str, str, str, dict[str, Any]]] = [
     ),
     ("break someone else's lock", "ssm", "DeleteParameter", {"Name": LOCK}),
 ]
+HTTPS_FORBIDDEN_ON_OTHERS: list[tuple[str, str, str, dict[str, Any]]] = [
+    (
+        "delete someone else's certificate",
+        "acm",
+        "DeleteCertificate",
+        {"CertificateArn": CERTIFICATE},
+    ),
+    (
+        "delete someone else's distribution",
+        "cloudfront",
+        "DeleteDistribution",
+        {"Id": "E1ABCDEF", "IfMatch": "E2QWRUHAPOMQZL"},
+    ),
+    (
+        "disable someone else's distribution",
+        "cloudfront",
+        "UpdateDistribution",
+        {
+            "Id": "E1ABCDEF",
+            "IfMatch": "E2QWRUHAPOMQZL",
+            "DistributionConfig": {**DISTRIBUTION_CONFIG, "Enabled": False},
+        },
+    ),
+    (
+        "add a rule to someone else's listener",
+        "elbv2",
+        "CreateRule",
+        {"ListenerArn": LISTENER, "Priority": 1, "Conditions": [], "Actions": [], "Tags": TAGS},
+    ),
+    ("delete someone else's listener rule", "elbv2", "DeleteRule", {"RuleArn": RULE}),
+    (
+        "point someone else's listener elsewhere",
+        "elbv2",
+        "ModifyListener",
+        {"ListenerArn": LISTENER, "DefaultActions": [DENY_ACTION]},
+    ),
+]
+FORBIDDEN_ON_OTHERS += HTTPS_FORBIDDEN_ON_OTHERS
+# The same, on another app's certificate and distribution (their ARNs carry no name).
+ON_ANOTHER_APP = [case for case in HTTPS_FORBIDDEN_ON_OTHERS if case[1] in ("acm", "cloudfront")]
 FORBIDDEN_REQUESTS = [
     (
         "pass our role to Lambda",
@@ -489,6 +841,7 @@ def forbidden_but_allowed(policy: dict[str, Any]) -> list[str]:
         (ESCALATIONS, StateOfOurs()),
         (ON_UNBOUNDED_ROLES, StateOfOursUnbounded()),
         (FORBIDDEN_ON_OTHERS, StateOfOthers()),
+        (ON_ANOTHER_APP, StateOfAnotherApp()),
         (RETAGGING_OTHERS, StateOfSomeoneElse()),
     ):
         for what, service, operation, params in cases:
@@ -512,6 +865,38 @@ def _authorizations_or_none(call: Call, state: Any) -> list[AuthRequest] | None:
 
 def test_policy_allows_nothing_the_deployer_must_not_do() -> None:
     assert forbidden_but_allowed(POLICY) == []
+
+
+@pytest.mark.parametrize(
+    ("what", "service", "operation", "params", "state"),
+    [
+        *((*case, StateOfOurs()) for case in HTTPS_FORBIDDEN_CALLS),
+        *((*case, StateOfOthers()) for case in HTTPS_FORBIDDEN_ON_OTHERS),
+        *((*case, StateOfAnotherApp()) for case in ON_ANOTHER_APP),
+    ],
+    ids=lambda v: v if isinstance(v, str) and " " in v else "",
+)
+def test_the_https_refusals_are_judged_not_unmapped(
+    what: str, service: str, operation: str, params: dict[str, Any], state: Any
+) -> None:
+    """Each HTTPS case is refused by the policy itself, not for want of a mapping."""
+    requests = authorizations(Call(service, operation, params, REGION), state)
+    assert requests and not all(evaluate(POLICY, r) for r in requests), what
+
+
+def test_a_dns_statement_that_allows_upsert_is_caught() -> None:
+    loose = edited(
+        lambda s: s["HttpsDnsRecordsCreateAndDeleteOnly"]["Condition"][
+            "ForAllValues:StringEquals"
+        ].update({"route53:ChangeResourceRecordSetsActions": ["CREATE", "DELETE", "UPSERT"]})
+    )
+    assert any("overwrite a record with UPSERT" in line for line in forbidden_but_allowed(loose))
+
+
+def test_a_distribution_change_without_its_owner_condition_is_caught() -> None:
+    loose = edited(lambda s: s["HttpsFrontDoorChangeOnlyOwned"].pop("Condition"))
+    found = forbidden_but_allowed(loose)
+    assert any("delete someone else's distribution" in line for line in found), found
 
 
 def test_the_boundary_caps_a_task_role_at_the_apps_images_logs_and_secrets() -> None:

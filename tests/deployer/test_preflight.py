@@ -26,9 +26,10 @@ def test_verify_on_a_fresh_account_passes_every_check(cli) -> None:  # type: ign
         "database: MySQL 8.4.6 on db.t4g.micro: offered in eu-west-1a",
         "Docker engine: not needed: a prebuilt image is deployed",
         "permissions boundary of task roles: nnote-deploy-boundary",
+        "HTTPS: CloudFront in front; the load balancer admits pl-",
     ):
         assert name in result.text, name
-    assert "verify: all 10 checks passed" in result.text
+    assert "verify: all 11 checks passed" in result.text
 
 
 def test_a_full_quota_stops_up_before_anything_is_created(cli, realism: Realism) -> None:  # type: ignore[no-untyped-def]

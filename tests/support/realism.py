@@ -16,8 +16,15 @@ and, for calls made with the deployer's credentials only, brings back what real 
   assumable by ECS; an RDS instance is `creating` before `available` and `deleting` before
   gone, and refuses actions meanwhile; ENIs of deleted services, load balancers and databases
   linger in their subnets and security groups; a draining service keeps its cluster busy;
+  a CloudFront distribution is `InProgress` for a while after each change; ACM gives a
+  certificate's DNS validation record a moment after the request, and issues it only once
+  that record is in a Route 53 zone; a certificate stays in use a moment after its listener;
 - **ordering**: a subnet or security group in use, a subnet group in use, a cluster with
-  services, a target group behind a listener cannot be deleted; ECS list calls paginate.
+  services, a target group behind a listener, a certificate on a listener, an enabled or
+  still deploying distribution cannot be deleted; a distribution changes only with its
+  current ETag; Route 53 creates only records that do not exist and deletes only records
+  given exactly; ECS list calls paginate; the tagging API lists a region's resources only
+  (CloudFront's in us-east-1).
 
 The tests' own calls (access key `testing`) see moto's plain truth and are never refused;
 every other key is held to the rules. `python -m tests.support.realism PORT` serves it alone
@@ -30,6 +37,7 @@ import io
 import json
 import logging
 import re
+import secrets
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -66,6 +74,10 @@ ROLE_PROPAGATION_CALLS = 2
 LINGERING_ENI_CALLS = 2
 DRAINING_CALLS = 2
 STALE_LISTINGS = 3
+DISTRIBUTION_DEPLOYING_CALLS = 3  # GetDistribution answers InProgress after a create/update
+VALIDATION_RECORD_DESCRIBES = 2  # DescribeCertificate answers without the record at first
+ISSUING_DESCRIBES = 2  # ... and PENDING_VALIDATION a while after the record is in DNS
+CERTIFICATE_RELEASE_CALLS = 2  # DeleteCertificate: still in use after the listener let go
 
 POLICY = Path(__file__).resolve().parents[2] / "docs" / "iam-policy.json"
 BOOTSTRAP_POLICY = POLICY.with_name("bootstrap-policy.json")
@@ -112,6 +124,10 @@ class Realism:
                 RdsLifecycle,
                 InUse,
                 DrainingServices,
+                CloudFrontDistributions,
+                CertificateValidation,
+                CertificatesInUse,
+                RecordChanges,
                 StaleTags,
                 Pagination,
             )
@@ -895,13 +911,539 @@ def _services(layer: Realism, region: str) -> Iterator[dict[str, Any]]:
                     yield service
 
 
+# -- CloudFront: a distribution deploys for a while; changes need its current ETag -----------
+
+CLOUDFRONT_REGION = "us-east-1"  # CloudFront is global: its API signs for this region
+FIRST_ID = re.compile(r"<Id>([^<]+)</Id>")
+SUMMARY = re.compile(r"<DistributionSummary>.*?</DistributionSummary>", re.S)
+STATUS = re.compile(r"<Status>[^<]*</Status>")
+
+
+class CloudFrontDistributions(Rule):
+    """What CloudFront enforces that moto does not. A created or updated distribution is
+    `InProgress` for its next DISTRIBUTION_DEPLOYING_CALLS GetDistribution answers, then
+    `Deployed` (moto deploys at once); it can be deleted only disabled and deployed
+    (DistributionNotDisabled, 409). UpdateDistribution and DeleteDistribution need IfMatch
+    (InvalidIfMatchVersion) holding the current ETag (PreconditionFailed, 412), and the ETag
+    changes with each update (moto keeps one and takes any). A config's Quantity must count
+    its Items (InconsistentQuantities), its Comment is at most 128 characters, its
+    CallerReference is required and never changes (IllegalUpdate)."""
+
+    def _etags(self) -> dict[str, str]:
+        return self.layer.state.setdefault("cloudfront-etags", {})
+
+    def _deploying(self) -> dict[str, int]:
+        return self.layer.counter("cloudfront-deploying")
+
+    def _current(self, ident: str) -> tuple[dict[str, Any], str] | None:
+        """The distribution's config as moto has it, and its ETag as AWS would give it."""
+        try:
+            found = self.layer.admin("cloudfront", CLOUDFRONT_REGION).get_distribution_config(
+                Id=ident
+            )
+        except ClientError:
+            return None
+        with self.layer.lock:
+            etag = self._etags().setdefault(ident, found["ETag"])
+        return found["DistributionConfig"], etag
+
+    def before(self, call: WireCall) -> Answer | None:
+        if call.service != "cloudfront":
+            return None
+        if call.operation in ("CreateDistribution", "CreateDistributionWithTags"):
+            wrapped = call.params.get("DistributionConfigWithTags") or {}
+            config = wrapped.get("DistributionConfig") or call.params.get("DistributionConfig")
+            problem = _distribution_config_problem(config or {})
+            return error(call, *problem) if problem else None
+        if call.operation not in ("UpdateDistribution", "DeleteDistribution"):
+            return None
+        current = self._current(call.params["Id"])
+        if current is None:
+            return None  # moto answers NoSuchDistribution
+        config, etag = current
+        if not call.params.get("IfMatch"):
+            return error(
+                call,
+                "InvalidIfMatchVersion",
+                "The If-Match version is missing or not valid for the resource.",
+            )
+        if call.params["IfMatch"] != etag:
+            return error(
+                call,
+                "PreconditionFailed",
+                "The precondition given in one or more of the request-header fields evaluated "
+                "to false.",
+                412,
+            )
+        if call.operation == "UpdateDistribution":
+            wanted = call.params.get("DistributionConfig") or {}
+            problem = _distribution_config_problem(wanted)
+            if problem is None and wanted.get("CallerReference") != config["CallerReference"]:
+                problem = ("IllegalUpdate", "You can't change the value of CallerReference.")
+            return error(call, *problem) if problem else None
+        if config.get("Enabled") or self._deploying().get(call.params["Id"], 0) > 0:
+            return error(
+                call,
+                "DistributionNotDisabled",
+                "The distribution you are trying to delete has not been disabled.",
+                409,
+            )
+        return None
+
+    def after(self, call: WireCall, answer: Answer) -> Answer | None:
+        if call.service != "cloudfront" or not ok(answer):
+            return None
+        operation = call.operation
+        if operation in ("CreateDistribution", "CreateDistributionWithTags", "UpdateDistribution"):
+            found = FIRST_ID.search(answer.body.decode())
+            ident = call.params.get("Id") or (found.group(1) if found else "")
+            with self.layer.lock:
+                if operation == "UpdateDistribution" or ident not in self._etags():
+                    self._etags()[ident] = _new_etag(answer, operation)
+                self._deploying()[ident] = DISTRIBUTION_DEPLOYING_CALLS
+                etag = self._etags()[ident]
+            return _with_etag(_body_sub(answer, STATUS, "<Status>InProgress</Status>", 1), etag)
+        if operation in ("GetDistribution", "GetDistributionConfig"):
+            ident = call.params["Id"]
+            with self.layer.lock:
+                etag = self._etags().setdefault(ident, _header(answer, "ETag"))
+                if operation == "GetDistribution":
+                    status = (
+                        "InProgress" if self.layer.tick(self._deploying(), ident) else "Deployed"
+                    )
+                    answer = _body_sub(answer, STATUS, f"<Status>{status}</Status>", 1)
+            return _with_etag(answer, etag)
+        if operation == "ListDistributions":
+            return self._list(answer)
+        if operation == "DeleteDistribution":
+            with self.layer.lock:
+                self._etags().pop(call.params["Id"], None)
+                self._deploying().pop(call.params["Id"], None)
+        return None
+
+    def _list(self, answer: Answer) -> Answer:
+        def edit(match: re.Match[str]) -> str:
+            summary = match.group(0)
+            found = FIRST_ID.search(summary)
+            deploying = found is not None and self._deploying().get(found.group(1), 0) > 0
+            status = "InProgress" if deploying else "Deployed"
+            return STATUS.sub(f"<Status>{status}</Status>", summary, count=1)
+
+        return Answer(
+            answer.status, answer.headers, SUMMARY.sub(edit, answer.body.decode()).encode()
+        )
+
+
+def _distribution_config_problem(config: dict[str, Any]) -> tuple[str, str] | None:
+    if not config.get("CallerReference"):
+        return ("InvalidArgument", "The parameter CallerReference is required.")
+    if len(config.get("Comment") or "") > 128:
+        return ("InvalidArgument", "The comment cannot be longer than 128 characters.")
+    if _inconsistent_quantity(config):
+        return (
+            "InconsistentQuantities",
+            "The value of Quantity and the size of Items don't match.",
+        )
+    return None
+
+
+def _inconsistent_quantity(value: Any) -> bool:
+    if isinstance(value, list):
+        return any(_inconsistent_quantity(item) for item in value)
+    if not isinstance(value, dict):
+        return False
+    if "Quantity" in value and int(value["Quantity"]) != len(value.get("Items") or []):
+        return True
+    return any(_inconsistent_quantity(item) for item in value.values())
+
+
+def _new_etag(answer: Answer, operation: str) -> str:
+    """moto's ETag for a new distribution; a new one of AWS's form for each update."""
+    if operation != "UpdateDistribution" and _header(answer, "ETag"):
+        return _header(answer, "ETag")
+    return "E" + secrets.token_hex(7).upper()[:13]
+
+
+def _header(answer: Answer, name: str) -> str:
+    return next((v for k, v in answer.headers if k.lower() == name.lower()), "")
+
+
+def _with_etag(answer: Answer, etag: str) -> Answer:
+    headers = [(k, v) for k, v in answer.headers if k.lower() != "etag"]
+    return Answer(answer.status, [*headers, ("ETag", etag)], answer.body)
+
+
+def _body_sub(answer: Answer, pattern: re.Pattern[str], text: str, count: int = 0) -> Answer:
+    return Answer(
+        answer.status, answer.headers, pattern.sub(text, answer.body.decode(), count).encode()
+    )
+
+
+# -- ACM: the validation record comes a moment late; issued only once it is in DNS -----------
+
+PENDING_ONLY_FIELDS = ("IssuedAt", "NotBefore", "NotAfter", "Serial")
+
+
+class CertificateValidation(Rule):
+    """ACM as DNS validation really goes (moto gives the validation record at once and issues
+    every certificate after MOTO_ACM_VALIDATION_WAIT seconds, whatever DNS says). "After
+    successful completion of the RequestCertificate action, there is a delay of several
+    seconds before you can retrieve information about the new certificate" (its API
+    reference): its first VALIDATION_RECORD_DESCRIBES DescribeCertificate answers have no
+    DomainValidationOptions, then options without their ResourceRecord. It is
+    PENDING_VALIDATION until each validation CNAME is in a Route 53 hosted zone of the
+    account, and for ISSUING_DESCRIBES answers more; then ISSUED (moto's own view, which the
+    tests read, is told so too). ListCertificates shows the same status.
+
+    A repeated IdempotencyToken answers the same certificate while it exists, and a new one
+    once it is deleted (moto fails on a token whose certificate is gone; what AWS does then
+    is not documented: a new certificate is what a deployer can go on with)."""
+
+    def _requested(self) -> dict[str, dict[str, Any]]:
+        return self.layer.state.setdefault("acm-requested", {})
+
+    def _tokens(self) -> dict[str, str]:
+        return self.layer.state.setdefault("acm-tokens", {})
+
+    def before(self, call: WireCall) -> Answer | None:
+        token = call.params.get("IdempotencyToken")
+        if (call.service, call.operation) != ("acm", "RequestCertificate") or not token:
+            return None
+        with self.layer.lock:
+            earlier = self._tokens().get(token)
+        if earlier is None:
+            return None  # moto makes it, and keeps the token
+        acm = self.layer.admin("acm", call.region)
+        try:
+            acm.describe_certificate(CertificateArn=earlier)
+            return json_answer({"CertificateArn": earlier})
+        except ClientError:
+            pass
+        params = {k: v for k, v in call.params.items() if k != "IdempotencyToken"}
+        arn = str(acm.request_certificate(**params)["CertificateArn"])
+        self._requested_now(arn, token)
+        return json_answer({"CertificateArn": arn})
+
+    def _requested_now(self, arn: str, token: str | None) -> None:
+        with self.layer.lock:
+            self._requested().setdefault(
+                arn, {"hidden": VALIDATION_RECORD_DESCRIBES, "issuing": None, "issued": False}
+            )
+            if token:
+                self._tokens()[token] = arn
+
+    def after(self, call: WireCall, answer: Answer) -> Answer | None:
+        if call.service != "acm" or not ok(answer):
+            return None
+        if call.operation == "RequestCertificate":
+            arn = json.loads(answer.body)["CertificateArn"]
+            self._requested_now(arn, call.params.get("IdempotencyToken"))
+        elif call.operation == "DescribeCertificate":
+            return self._describe(call, answer)
+        elif call.operation == "ListCertificates":
+            return self._list(call, answer)
+        elif call.operation == "DeleteCertificate":
+            self._requested().pop(call.params["CertificateArn"], None)
+        return None
+
+    def _describe(self, call: WireCall, answer: Answer) -> Answer | None:
+        document = json.loads(answer.body)
+        certificate = document["Certificate"]
+        options = certificate.get("DomainValidationOptions", [])
+        with self.layer.lock:
+            state = self._requested().get(certificate["CertificateArn"])
+            if state is None:
+                return None
+            if state["hidden"] > 0:
+                state["hidden"] -= 1
+                for option in options:
+                    option.pop("ResourceRecord", None)
+                if state["hidden"] == VALIDATION_RECORD_DESCRIBES - 1:  # the very first look
+                    certificate.pop("DomainValidationOptions", None)
+            elif not state["issued"]:
+                if state["issuing"] is None and _validation_records_exist(self.layer, options):
+                    state["issuing"] = ISSUING_DESCRIBES
+                if state["issuing"] is not None:
+                    state["issued"] = state["issuing"] <= 0
+                    state["issuing"] -= 1
+                    if state["issued"]:
+                        _issued_in_moto(certificate["CertificateArn"])
+            issued = state["issued"]
+        _set_certificate_status(certificate, issued)
+        return json_answer(document)
+
+    def _list(self, call: WireCall, answer: Answer) -> Answer:
+        document = json.loads(answer.body)
+        wanted = call.params.get("CertificateStatuses") or []
+        with self.layer.lock:
+            issued = {arn: state["issued"] for arn, state in self._requested().items()}
+        summaries = document.get("CertificateSummaryList", [])
+        if wanted:  # moto filtered by its own status: start again from all of them
+            everything = self.layer.admin("acm", call.region).list_certificates()
+            summaries = [
+                {k: v for k, v in summary.items() if isinstance(v, str | bool | int)}
+                for summary in everything["CertificateSummaryList"]
+            ]
+        for summary in summaries:
+            if summary["CertificateArn"] in issued:
+                ours = issued[summary["CertificateArn"]]
+                summary["Status"] = "ISSUED" if ours else "PENDING_VALIDATION"
+        if wanted:
+            summaries = [s for s in summaries if s.get("Status") in wanted]
+        document["CertificateSummaryList"] = summaries
+        return json_answer(document)
+
+
+def _issued_in_moto(arn: str) -> None:
+    """Tell moto the certificate is issued, so the tests' own calls see what the deployer
+    was told (moto would flip it only after MOTO_ACM_VALIDATION_WAIT seconds). moto has no
+    API for it: its backend, which runs in this process, is set directly."""
+    from moto.acm.models import acm_backends
+
+    _, _, _, region, account, _ = arn.split(":", 5)
+    certificate = acm_backends[account][region]._certificates.get(arn)
+    if certificate is not None:
+        certificate.status = "ISSUED"
+
+
+def _set_certificate_status(certificate: dict[str, Any], issued: bool) -> None:
+    certificate["Status"] = "ISSUED" if issued else "PENDING_VALIDATION"
+    for option in certificate.get("DomainValidationOptions", []):
+        option["ValidationStatus"] = "SUCCESS" if issued else "PENDING_VALIDATION"
+    if not issued:
+        for key in PENDING_ONLY_FIELDS:
+            certificate.pop(key, None)
+
+
+def _validation_records_exist(layer: Realism, options: list[dict[str, Any]]) -> bool:
+    """Whether every domain's validation CNAME, with ACM's value, is in one of the account's
+    Route 53 hosted zones (ACM reads it through public DNS; the zones stand for that here)."""
+    route53 = layer.admin("route53", "us-east-1")
+    records = {
+        key: record
+        for zone in route53.list_hosted_zones()["HostedZones"]
+        for key, record in _zone_records(layer, zone["Id"]).items()
+    }
+    for option in options:
+        wanted = option.get("ResourceRecord")
+        if wanted is None:
+            return False
+        found = records.get((_absolute(wanted["Name"]), wanted["Type"], ""))
+        values = {_absolute(r["Value"]) for r in (found or {}).get("ResourceRecords", [])}
+        if _absolute(wanted["Value"]) not in values:
+            return False
+    return bool(options)
+
+
+class CertificatesInUse(Rule):
+    """ACM refuses to delete a certificate a load balancer's listener or a CloudFront
+    distribution uses (ResourceInUseException; moto's load balancers never mark theirs in
+    use), and for CERTIFICATE_RELEASE_CALLS attempts more after the listener let go of it."""
+
+    def _releasing(self) -> dict[str, int]:
+        return self.layer.counter("certificates-releasing")
+
+    def before(self, call: WireCall) -> Answer | None:
+        if (call.service, call.operation) == ("acm", "DeleteCertificate"):
+            arn = call.params["CertificateArn"]
+            in_use = arn in _certificate_users(self.layer, call.region)
+            if in_use or self.layer.tick(self._releasing(), arn):
+                return error(
+                    call,
+                    "ResourceInUseException",
+                    f"Certificate {arn} in account {ACCOUNT} is in use.",
+                )
+        elif call.service == "elbv2" and call.operation in LETTING_GO:
+            held = _listener_certificates(self.layer, call)
+            self.layer.state.setdefault("certificates-held", {})[id(call)] = held
+        return None
+
+    def after(self, call: WireCall, answer: Answer) -> Answer | None:
+        held = self.layer.state.get("certificates-held", {}).pop(id(call), set())
+        if held and ok(answer):
+            for arn in held - _certificate_users(self.layer, call.region):
+                self._releasing()[arn] = CERTIFICATE_RELEASE_CALLS
+        return None
+
+
+LETTING_GO = ("DeleteListener", "DeleteLoadBalancer", "ModifyListener")
+
+
+def _certificate_users(layer: Realism, region: str) -> set[str]:
+    """The certificates the region's listeners use (and CloudFront's, for us-east-1)."""
+    elb = layer.admin("elbv2", region)
+    found = {
+        certificate["CertificateArn"]
+        for lb in elb.describe_load_balancers()["LoadBalancers"]
+        for listener in elb.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
+        for certificate in listener.get("Certificates", [])
+    }
+    if region == CLOUDFRONT_REGION:
+        listing = layer.admin("cloudfront", region).list_distributions()["DistributionList"]
+        found |= {
+            d["ViewerCertificate"]["ACMCertificateArn"]
+            for d in listing.get("Items", [])
+            if d.get("ViewerCertificate", {}).get("ACMCertificateArn")
+        }
+    return found
+
+
+def _listener_certificates(layer: Realism, call: WireCall) -> set[str]:
+    elb = layer.admin("elbv2", call.region)
+    try:
+        if call.operation == "DeleteLoadBalancer":
+            listeners = elb.describe_listeners(LoadBalancerArn=call.params["LoadBalancerArn"])
+        else:
+            listeners = elb.describe_listeners(ListenerArns=[call.params["ListenerArn"]])
+    except ClientError:
+        return set()
+    return {
+        certificate["CertificateArn"]
+        for listener in listeners["Listeners"]
+        for certificate in listener.get("Certificates", [])
+    }
+
+
+# -- Route 53: a change batch holds as a whole, or nothing changes -----------------------------
+
+
+class RecordChanges(Rule):
+    """Route 53 applies a change batch only if each change holds, in order: CREATE of a record
+    that exists, DELETE of one that does not, or with other values than it has, a CNAME beside
+    other records of its name (or another record beside a CNAME) are InvalidChangeBatch, and
+    nothing changes. moto judges CREATE and DELETE by its journal of earlier changes instead
+    (refusing to CREATE again a record deleted since, when a record sorting after it exists),
+    so a batch found valid here is applied here too, its CREATEs as UPSERTs (the same, for
+    records that do not exist), and answered PENDING as Route 53 does."""
+
+    def before(self, call: WireCall) -> Answer | None:
+        if (call.service, call.operation) != ("route53", "ChangeResourceRecordSets"):
+            return None
+        zone_id = call.params["HostedZoneId"]
+        try:
+            zone = self.layer.admin("route53", "us-east-1").get_hosted_zone(Id=zone_id)
+        except ClientError:
+            return None  # moto answers NoSuchHostedZone
+        records = _zone_records(self.layer, zone_id)
+        problems = []
+        for change in call.params["ChangeBatch"]["Changes"]:
+            wanted, action = change["ResourceRecordSet"], change["Action"]
+            key = _record_key(wanted)
+            named = f"[name='{key[0]}', type='{key[1]}'" + (
+                f", set-identifier='{key[2]}']" if key[2] else "]"
+            )
+            found = records.get(key)
+            if action == "CREATE" and found is not None:
+                problems.append(
+                    f"Tried to create resource record set {named} but it already exists"
+                )
+            elif action == "DELETE" and found is None:
+                problems.append(f"Tried to delete resource record set {named} but it was not found")
+            elif action == "DELETE" and _record_value(found or {}) != _record_value(wanted):
+                problems.append(
+                    f"Tried to delete resource record set {named} but the values provided do "
+                    "not match the current values"
+                )
+            elif action in ("CREATE", "UPSERT"):
+                problems += _cname_conflict(records, key, zone["HostedZone"]["Name"])
+            if action == "DELETE":
+                records.pop(key, None)
+            else:
+                records[key] = wanted
+        if problems:
+            return error(call, "InvalidChangeBatch", f"[{', '.join(problems)}]")
+        return self._apply(call)
+
+    def _apply(self, call: WireCall) -> Answer:
+        batch = dict(call.params["ChangeBatch"])
+        batch["Changes"] = [
+            {**change, "Action": "UPSERT" if change["Action"] == "CREATE" else change["Action"]}
+            for change in batch["Changes"]
+        ]
+        try:
+            done = self.layer.admin("route53", "us-east-1").change_resource_record_sets(
+                HostedZoneId=call.params["HostedZoneId"], ChangeBatch=batch
+            )
+        except ClientError as refused:
+            found = refused.response
+            return error(
+                call,
+                found["Error"]["Code"],
+                found["Error"].get("Message", ""),
+                found["ResponseMetadata"]["HTTPStatusCode"],
+            )
+        info = done["ChangeInfo"]
+        comment = f"<Comment>{_xml_text(info['Comment'])}</Comment>" if info.get("Comment") else ""
+        xml = (
+            f'<?xml version="1.0"?><ChangeResourceRecordSetsResponse xmlns="{ROUTE53_XMLNS}">'
+            f"<ChangeInfo><Id>{info['Id']}</Id><Status>PENDING</Status>"
+            f"<SubmittedAt>{info['SubmittedAt'].strftime('%Y-%m-%dT%H:%M:%S.000Z')}</SubmittedAt>"
+            f"{comment}</ChangeInfo></ChangeResourceRecordSetsResponse>"
+        )
+        return Answer(200, [("Content-Type", "text/xml")], xml.encode())
+
+
+ROUTE53_XMLNS = "https://route53.amazonaws.com/doc/2013-04-01/"
+
+
+def _xml_text(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _absolute(name: str) -> str:
+    return name.lower().rstrip(".") + "."
+
+
+def _record_key(record: dict[str, Any]) -> tuple[str, str, str]:
+    return (_absolute(record["Name"]), record["Type"], record.get("SetIdentifier", ""))
+
+
+def _record_value(record: dict[str, Any]) -> tuple[Any, ...]:
+    """What a DELETE must repeat exactly: the TTL and values, or the alias target."""
+    alias = record.get("AliasTarget")
+    if alias:
+        zone = str(alias["HostedZoneId"]).rsplit("/", 1)[-1]
+        return ("alias", zone, _absolute(alias["DNSName"]), bool(alias["EvaluateTargetHealth"]))
+    values = sorted(r["Value"] for r in record.get("ResourceRecords", []))
+    return ("records", record.get("TTL"), values)
+
+
+def _cname_conflict(
+    records: dict[tuple[str, str, str], Any], key: tuple[str, str, str], zone: str
+) -> list[str]:
+    name, kind = key[0], key[1]
+    others = {k[1] for k in records if k[0] == name and k != key}
+    if kind == "CNAME" and others - {"CNAME"}:
+        return [
+            f"RRSet of type CNAME with DNS name {name} is not permitted as it conflicts with "
+            f"other records with the same DNS name in zone {zone}"
+        ]
+    if kind != "CNAME" and "CNAME" in others:
+        return [
+            f"RRSet of type {kind} with DNS name {name} is not permitted because a conflicting "
+            f"RRSet of type CNAME with the same DNS name already exists in zone {zone}"
+        ]
+    return []
+
+
+def _zone_records(layer: Realism, zone_id: str) -> dict[tuple[str, str, str], dict[str, Any]]:
+    route53 = layer.admin("route53", "us-east-1")
+    found = {}
+    for page in route53.get_paginator("list_resource_record_sets").paginate(HostedZoneId=zone_id):
+        for record in page["ResourceRecordSets"]:
+            found[_record_key(record)] = record
+    return found
+
+
 # -- the tagging API lags behind -------------------------------------------------------------
 
 
 class StaleTags(Rule):
     """GetResources keeps listing recently deleted resources (in its next STALE_LISTINGS
     answers), and lists the types AWS's tagging API covers that moto's leaves out (ECR
-    repositories, DB subnet groups, listeners)."""
+    repositories, DB subnet groups, listeners and their rules). Like AWS's, it lists the
+    resources of the region it is called in, and those of global services (CloudFront) in
+    us-east-1 only (moto lists those everywhere), of the ResourceTypeFilters asked for."""
 
     def _ghosts(self) -> dict[str, tuple[dict[str, str], int]]:
         return self.layer.state.setdefault("ghosts", {})
@@ -923,29 +1465,50 @@ class StaleTags(Rule):
         if not ok(answer):
             return None
         document = json.loads(answer.body)
+        kinds = call.params.get("ResourceTypeFilters") or []
+        document["ResourceTagMappingList"] = [
+            item
+            for item in document.get("ResourceTagMappingList", [])
+            if _in_scope(item["ResourceARN"], call.region, kinds)
+        ]
         if document.get("PaginationToken"):
-            return None
-        listed = {item["ResourceARN"] for item in document.get("ResourceTagMappingList", [])}
-        extra = {**_uncovered(self.layer, call.region), **self._listed_ghosts()}
+            return json_answer(document)
+        listed = {item["ResourceARN"] for item in document["ResourceTagMappingList"]}
+        ghosts = self._listed_ghosts(call.region, kinds)
+        extra = {**_uncovered(self.layer, call.region), **ghosts}
         wanted = call.params.get("TagFilters", [])
         for arn, tags in extra.items():
-            if arn not in listed and _matches(tags, wanted):
-                document.setdefault("ResourceTagMappingList", []).append(
+            if arn not in listed and _matches(tags, wanted) and _in_scope(arn, call.region, kinds):
+                document["ResourceTagMappingList"].append(
                     {"ResourceARN": arn, "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
                 )
         return json_answer(document)
 
-    def _listed_ghosts(self) -> dict[str, dict[str, str]]:
-        """The deleted resources this answer still lists; each is listed a few times only."""
+    def _listed_ghosts(self, region: str, kinds: list[str]) -> dict[str, dict[str, str]]:
+        """The deleted resources this answer still lists; each is listed a few times only
+        (by the answers whose region and types cover it)."""
         with self.layer.lock:
             ghosts = self._ghosts()
-            listed = {arn: tags for arn, (tags, _left) in ghosts.items()}
+            listed = {}
             for arn, (tags, left) in list(ghosts.items()):
+                if not _in_scope(arn, region, kinds):
+                    continue
+                listed[arn] = tags
                 if left <= 1:
                     del ghosts[arn]
                 else:
                     ghosts[arn] = (tags, left - 1)
         return listed
+
+
+def _in_scope(arn: str, region: str, kinds: list[str]) -> bool:
+    """Whether GetResources called in `region` with these ResourceTypeFilters lists `arn`."""
+    parts = arn.split(":", 5)
+    if len(parts) < 6:
+        return False
+    where = parts[3] or "us-east-1"  # global services' resources are listed there only
+    kind = f"{parts[2]}:{re.split(r'[/:]', parts[5], maxsplit=1)[0]}"
+    return where == region and (not kinds or any(k in (kind, parts[2]) for k in kinds))
 
 
 def _matches(tags: dict[str, str], filters: list[dict[str, Any]]) -> bool:
@@ -969,10 +1532,12 @@ def _uncovered(layer: Realism, region: str) -> dict[str, dict[str, str]]:
     for lb in elb.describe_load_balancers()["LoadBalancers"]:
         listeners = elb.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
         for listener in listeners:
-            tags = elb.describe_tags(ResourceArns=[listener["ListenerArn"]])["TagDescriptions"]
-            found[listener["ListenerArn"]] = {
-                t["Key"]: t["Value"] for d in tags for t in d.get("Tags", [])
-            }
+            rules = elb.describe_rules(ListenerArn=listener["ListenerArn"])["Rules"]
+            arns = [listener["ListenerArn"], *(r["RuleArn"] for r in rules if not r["IsDefault"])]
+            for described in elb.describe_tags(ResourceArns=arns)["TagDescriptions"]:
+                found[described["ResourceArn"]] = {
+                    t["Key"]: t["Value"] for t in described.get("Tags", [])
+                }
     return {arn: tags for arn, tags in found.items() if tags}
 
 
@@ -1006,6 +1571,14 @@ def _arn_and_tags(layer: Realism, call: WireCall) -> tuple[str, dict[str, str]] 
             arn = f"arn:aws:ecr:{region}:{ACCOUNT}:repository/{p['repositoryName']}"
             tags = layer.admin("ecr", region).list_tags_for_resource(resourceArn=arn)["tags"]
             return (arn, {t["Key"]: t["Value"] for t in tags})
+        if call.service == "acm" and call.operation == "DeleteCertificate":
+            arn = p["CertificateArn"]
+            tags = layer.admin("acm", region).list_tags_for_certificate(CertificateArn=arn)
+            return (arn, {t["Key"]: t.get("Value", "") for t in tags.get("Tags", [])})
+        if call.service == "cloudfront" and call.operation == "DeleteDistribution":
+            arn = f"arn:aws:cloudfront::{ACCOUNT}:distribution/{p['Id']}"
+            tags = layer.admin("cloudfront", "us-east-1").list_tags_for_resource(Resource=arn)
+            return (arn, {t["Key"]: t.get("Value", "") for t in tags["Tags"].get("Items", [])})
     except ClientError:
         return None
     return None
