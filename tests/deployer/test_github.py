@@ -42,6 +42,9 @@ def test_deploy_workflow_uses_oidc_and_one_run_per_environment() -> None:
     assert "role-to-assume" in credentials["with"]
     assert "aws-access-key-id" not in credentials["with"], "no long-lived keys"
     assert any("nnote-deploy up --yes" in s.get("run", "") for s in steps)
+    environment = deploy["jobs"]["deploy"]["environment"]
+    up_step = next(s for s in steps if "nnote-deploy up" in s.get("run", ""))
+    assert environment["url"] == f"${{{{ steps.{up_step['id']}.outputs.service_url }}}}"
 
 
 def test_destroy_needs_the_typed_environment_name() -> None:

@@ -448,3 +448,14 @@ def test_verify_names_the_missing_hosted_zone_and_up_creates_nothing(  # type: i
     assert f"no public Route 53 hosted zone for {DOMAIN}" in refused.text
     made = [c.operation for c in realism.calls if c.access_key == DEPLOYER_KEY]
     assert made and [op for op in made if is_mutating(op)] == []
+
+
+def test_an_up_with_nothing_to_change_still_gives_the_url(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A re-run of the deploy job must still hand `service_url` to the next step."""
+    assert cli("up", "--yes").code == 0
+    outputs = tmp_path / "outputs"
+    again = cli("up", "--yes", env={"GITHUB_OUTPUT": str(outputs)})
+    assert again.code == 0 and "no changes" in again.text
+    [listed] = distributions()
+    assert f"service_url=https://{listed['DomainName']}" in outputs.read_text()
+    assert again.text.strip().splitlines()[-1].endswith(f"https://{listed['DomainName']}")
