@@ -215,14 +215,7 @@ class LoadBalancerStep(Step):
             Tags=run.owner.tags(COMPONENT),
         )["LoadBalancers"][0]
         arn = lb["LoadBalancerArn"]
-        run.journal.record(
-            COMPONENT,
-            f"created load balancer {name}",
-            undo_ignoring(
-                LB_MISSING, lambda: _elb(run, "delete_load_balancer", LoadBalancerArn=arn)
-            ),
-            made=key_of(arn),
-        )
+        _journal_created(run, f"load balancer {name}", LB_MISSING, "delete_load_balancer", arn)
         return dict(lb)
 
     def _create_tg(self, run: Run, vpc_id: str) -> dict[str, Any]:
@@ -283,12 +276,7 @@ class LoadBalancerStep(Step):
             **spec,
         )["Listeners"][0]
         arn = listener["ListenerArn"]
-        run.journal.record(
-            COMPONENT,
-            f"created listener {port}",
-            undo_ignoring(LISTENER_MISSING, lambda: _elb(run, "delete_listener", ListenerArn=arn)),
-            made=key_of(arn),
-        )
+        _journal_created(run, f"listener {port}", LISTENER_MISSING, "delete_listener", arn)
         return dict(listener)
 
     def _modify_listener(self, run: Run, listener: dict[str, Any], spec: dict[str, Any]) -> None:
@@ -336,12 +324,8 @@ class LoadBalancerStep(Step):
             if rule is None or secret_of(rule) != secret:
                 raise
         arn = rule["RuleArn"]
-        run.journal.record(
-            COMPONENT,
-            f"created listener rule for {ORIGIN_HEADER}",
-            undo_ignoring(RULE_MISSING, lambda: _elb(run, "delete_rule", RuleArn=arn)),
-            made=key_of(arn),
-        )
+        what = f"listener rule for {ORIGIN_HEADER}"
+        _journal_created(run, what, RULE_MISSING, "delete_rule", arn)
         return secret
 
     def _delete_rule(self, run: Run, arn: str) -> None:
@@ -377,6 +361,20 @@ class LoadBalancerStep(Step):
             undo_ignoring(
                 TG_MISSING, lambda: self._delete_tg(run, observed["tg"]["TargetGroupArn"])
             )()
+
+
+# The ARN parameter of each delete call a created resource's undo makes.
+DELETED_BY_ARN = {
+    "delete_load_balancer": "LoadBalancerArn",
+    "delete_listener": "ListenerArn",
+    "delete_rule": "RuleArn",
+}
+
+
+def _journal_created(run: Run, what: str, missing: tuple[str, ...], delete: str, arn: str) -> None:
+    """Record a creation, undone by its delete call (gone already counts as undone)."""
+    undo = partial(_elb, run, delete, **{DELETED_BY_ARN[delete]: arn})
+    run.journal.record(COMPONENT, f"created {what}", undo_ignoring(missing, undo), made=key_of(arn))
 
 
 LISTENER_FIELDS = ("Protocol", "Certificates", "SslPolicy", "DefaultActions")

@@ -48,6 +48,10 @@ def down(run: Run) -> pipeline.DownResult:
     return pipeline.down(run, QuietEvents())
 
 
+def with_domain(tmp_path: Path) -> Path:
+    return with_settings(tmp_path, f'service.domain = "{DOMAIN}"')
+
+
 def hosted_zone() -> str:
     """The user's zone for the domain, as they have it before any `up`."""
     created = client("route53").create_hosted_zone(Name="example.com", CallerReference="zone")
@@ -187,10 +191,9 @@ def test_the_origin_secret_never_shows_in_status_plan_or_outputs(cli, tmp_path: 
 def test_a_domain_gets_a_validated_certificate_https_listener_and_alias(
     aws_env: dict[str, str], tmp_path: Path
 ) -> None:
-    route53 = client("route53")
     zone_id = hosted_zone()
     before = records_of(zone_id)
-    config = with_settings(tmp_path, f'service.domain = "{DOMAIN}"')
+    config = with_domain(tmp_path)
 
     result = up(run_with(config))
 
@@ -200,10 +203,7 @@ def test_a_domain_gets_a_validated_certificate_https_listener_and_alias(
     certificate = acm.describe_certificate(CertificateArn=summary["CertificateArn"])["Certificate"]
     assert (certificate["DomainName"], certificate["Status"]) == (DOMAIN, "ISSUED")
     validation = certificate["DomainValidationOptions"][0]["ResourceRecord"]
-    records = {
-        (r["Name"], r["Type"]): r
-        for r in route53.list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]
-    }
+    records = {(r["Name"], r["Type"]): r for r in records_of(zone_id)}
     assert records[(validation["Name"], "CNAME")]["ResourceRecords"] == [
         {"Value": validation["Value"]}
     ]
@@ -231,14 +231,14 @@ def test_a_domain_gets_a_validated_certificate_https_listener_and_alias(
     assert finished.leftovers == []
     assert acm.list_certificates()["CertificateSummaryList"] == []
     # The hosted zone is the user's: it stays, with exactly the records it had.
-    after = route53.list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]
+    after = records_of(zone_id)
     assert after == before
 
 
 def test_a_domain_without_a_hosted_zone_is_refused_before_any_change(
     aws_env: dict[str, str], tmp_path: Path
 ) -> None:
-    run = run_with(with_settings(tmp_path, f'service.domain = "{DOMAIN}"'))
+    run = run_with(with_domain(tmp_path))
     with pytest.raises(
         DeployError, match=r"no public Route 53 hosted zone for notes\.example\.com"
     ) as error:
@@ -262,11 +262,11 @@ def test_a_record_someone_else_wrote_is_never_overwritten(
         HostedZoneId=zone_id,
         ChangeBatch={"Changes": [{"Action": "CREATE", "ResourceRecordSet": theirs}]},
     )
-    run = run_with(with_settings(tmp_path, f'service.domain = "{DOMAIN}"'))
+    run = run_with(with_domain(tmp_path))
     with pytest.raises(DeployError, match="already has an A record"):
         up(run)
     assert run.aws.log.mutating == 0
-    records = route53.list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]
+    records = records_of(zone_id)
     assert theirs in records
 
 
@@ -275,16 +275,15 @@ def test_a_failed_up_with_a_domain_leaves_the_zone_as_it_was(
 ) -> None:
     from tests.deployer.test_down import FailFirst
 
-    route53 = client("route53")
     zone_id = hosted_zone()
     before = records_of(zone_id)
-    config = with_settings(tmp_path, f'service.domain = "{DOMAIN}"')
+    config = with_domain(tmp_path)
     broken = FailFirst("CreateService", 1, "InvalidParameterException", "injected")
     run = run_with(config, hooks=broken.hooks())
     with pytest.raises(pipeline.UpFailed) as failed:
         up(run)
     assert failed.value.rollback is not None and failed.value.rollback.failed == []
-    assert route53.list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"] == before
+    assert records_of(zone_id) == before
     assert client("acm").list_certificates()["CertificateSummaryList"] == []
     assert inventory.leftovers(run.aws, run.owner, only_run=True) == []
 
@@ -295,7 +294,7 @@ def test_switching_from_cloudfront_to_a_domain_replaces_the_front_door(
     up(run_with())
     [distribution] = distributions()
     hosted_zone()
-    config = with_settings(tmp_path, f'service.domain = "{DOMAIN}"')
+    config = with_domain(tmp_path)
 
     switch = run_with(config)
     changes = pipeline.plan(switch, pipeline.deploy_steps(ROOT, PREBUILT_IMAGE))
@@ -352,7 +351,7 @@ def test_the_domain_path_survives_a_fault_in_each_of_its_calls(
     """Each of its own calls fails in turn (a modeled AWS error): `up` rolls back to exactly
     the account before it (the user's zone with its records included), `down` can be run
     again to finish, and nothing is left."""
-    sweep.CONFIG = with_settings(tmp_path, f'service.domain = "{DOMAIN}"')
+    sweep.CONFIG = with_domain(tmp_path)
     try:
         for command in ("up", "down"):
             calls = sweep.probe_calls(command, aws_env["AWS_ENDPOINT_URL"])
@@ -375,7 +374,7 @@ def test_a_failed_switch_to_a_domain_keeps_cloudfront_serving(
     [distribution] = distributions()
     before = snapshot_front()
     hosted_zone()
-    config = with_settings(tmp_path, f'service.domain = "{DOMAIN}"')
+    config = with_domain(tmp_path)
     broken = FailFirst("RegisterTaskDefinition", 1, "ClientException", "injected")
     with pytest.raises(pipeline.UpFailed) as failed:
         up(run_with(config, hooks=broken.hooks()))
@@ -408,10 +407,9 @@ def snapshot_front() -> dict[str, Any]:
 def test_a_changed_or_removed_domain_leaves_no_old_record_or_certificate(
     aws_env: dict[str, str], tmp_path: Path
 ) -> None:
-    route53 = client("route53")
     zone_id = hosted_zone()
     before = records_of(zone_id)
-    up(run_with(with_settings(tmp_path, f'service.domain = "{DOMAIN}"')))
+    up(run_with(with_domain(tmp_path)))
     other = tmp_path / "other"
     other.mkdir()
     moved = up(run_with(with_settings(other, 'service.domain = "app.example.com"')))
@@ -420,17 +418,14 @@ def test_a_changed_or_removed_domain_leaves_no_old_record_or_certificate(
     acm = client("acm")
     domains = [c["DomainName"] for c in acm.list_certificates()["CertificateSummaryList"]]
     assert domains == ["app.example.com"]
-    names = {
-        r["Name"]
-        for r in route53.list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]
-    }
+    names = {r["Name"] for r in records_of(zone_id)}
     assert f"{DOMAIN}." not in names and not any(n.endswith(f".{DOMAIN}.") for n in names)
     assert "app.example.com." in names
 
     removed = up(run_with())  # no domain: CloudFront again
     assert removed.url is not None and removed.url.endswith(".cloudfront.net")
     assert acm.list_certificates()["CertificateSummaryList"] == []
-    assert route53.list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"] == before
+    assert records_of(zone_id) == before
     assert set(listeners()) == {80}
     assert down(run_with()).leftovers == []
 
@@ -438,7 +433,7 @@ def test_a_changed_or_removed_domain_leaves_no_old_record_or_certificate(
 def test_verify_names_the_missing_hosted_zone_and_up_creates_nothing(  # type: ignore[no-untyped-def]
     cli, realism: Realism, tmp_path: Path
 ) -> None:
-    config = with_settings(tmp_path, f'service.domain = "{DOMAIN}"')
+    config = with_domain(tmp_path)
     checked = cli("verify", "--image", PREBUILT_IMAGE, config=config)
     assert checked.code == 1
     assert f"FAIL HTTPS: no public Route 53 hosted zone for {DOMAIN}" in checked.text
