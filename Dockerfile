@@ -11,6 +11,8 @@ FROM ${BASE_IMAGE} AS build
 ARG PIP_INSTALL_ARGS=""
 WORKDIR /src
 RUN python3 -m venv /venv
+# The app extra's locked dependencies, and nothing of the deployer's: requirements.txt is
+# `uv export --frozen --no-dev --no-emit-project --extra app` (tests/test_packaging.py checks).
 COPY requirements.txt ./
 RUN /venv/bin/pip install --no-cache-dir --disable-pip-version-check --require-hashes \
         ${PIP_INSTALL_ARGS} -r requirements.txt

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask
+if TYPE_CHECKING:  # imported where used: `python -m nnote.boot` checks for Flask first
+    from flask import Flask
 
 
 def create_app(test_config: Mapping[str, Any] | None = None, *, migrations: bool = True) -> Flask:
@@ -20,6 +21,8 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, migrations: bool
     `migrations=False` leaves out the `flask db` commands (Alembic): gunicorn workers,
     which never migrate, start lighter (see `nnote.wsgi`).
     """
+    from flask import Flask
+
     from nnote import settings
 
     app = Flask(__name__, instance_relative_config=True)

@@ -3,27 +3,50 @@
 `python -m nnote.boot gunicorn --config gunicorn.conf.py` is the image's command. A bad
 setting fails at once; only an unreachable database is retried, DB_WAIT_ATTEMPTS times,
 DB_WAIT_SECONDS apart. `exec` hands PID 1 to gunicorn so SIGTERM from ECS reaches it.
+Installed without the app extra (`nnote` alone, or `nnote[deploy]`), it says which modules
+are missing and exits 1, before importing any of them.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 import time
+from typing import TYPE_CHECKING
 
-from flask import Flask
-from sqlalchemy import text
-from sqlalchemy.exc import OperationalError
+if TYPE_CHECKING:
+    from flask import Flask
 
+EXIT_DEPENDENCIES = 1
 EXIT_CONFIG = 2
 EXIT_DATABASE = 3
+# The app extra's top-level modules (pyproject.toml, [project.optional-dependencies]).
+DEPENDENCIES = (
+    "flask",
+    "flask_login",
+    "flask_migrate",
+    "flask_sqlalchemy",
+    "flask_wtf",
+    "sqlalchemy",
+    "pymysql",
+    "gunicorn",
+)
 
 
 def log(message: str) -> None:
     print(f"nnote: {message}", file=sys.stderr, flush=True)
 
 
+def missing_dependencies() -> list[str]:
+    """The app extra's modules that are not installed, found without importing them."""
+    return [name for name in DEPENDENCIES if importlib.util.find_spec(name) is None]
+
+
 def wait_for_database(app: Flask, attempts: int, delay: float) -> bool:
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
     from nnote.models import db
 
     with app.app_context():
@@ -50,6 +73,12 @@ def migrate(app: Flask) -> None:
 
 
 def main(command: list[str]) -> int:
+    absent = missing_dependencies()
+    if absent:
+        log(f"cannot start: the app extra is not installed (missing: {', '.join(absent)})")
+        log("hint: pip install 'nnote[app]' (in a clone: uv sync --frozen --extra app)")
+        return EXIT_DEPENDENCIES
+
     from nnote import create_app
     from nnote.settings import ConfigurationError
 
