@@ -9,17 +9,23 @@ from __future__ import annotations
 
 import ipaddress
 import tomllib
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from deployer.errors import ConfigError
+from deployer.validation import (
+    check_region_option,
+    did_you_mean,
+    instance_class_problem,
+    region_problem,
+)
 
 # Lowercase (ECR), a letter first and no "--" (RDS identifiers), no hyphen at the end (ELB).
 NAME_PATTERN = r"^[a-z](?:-?[a-z0-9])+$"
 NAME_RULE = "2-22 lowercase letters, digits and single hyphens, starting with a letter"
-REGION_PATTERN = r"^[a-z]{2}(-[a-z]+)+-\d$"
 # A lowercase DNS name of two labels or more, without the trailing dot (notes.example.com).
 DOMAIN_PATTERN = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$"
 # `APP-ENV` names the load balancer and the target group, which AWS caps at 32 characters.
@@ -84,7 +90,8 @@ def _network(cidr: str) -> ipaddress.IPv4Network:
 class DatabaseSettings(Section):
     # A major version takes the region's default minor version when the instance is created.
     engine_version: str = Field("8.4", pattern=r"^8\.(0|4)(\.\d+)?$")
-    instance_class: str = Field("db.t4g.micro", pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")
+    # db.FAMILY.SIZE; a close typo of a known class is refused with the class it meant.
+    instance_class: str = "db.t4g.micro"
     allocated_storage_gb: int = Field(20, ge=20, le=16384)
     backup_retention_days: int = Field(7, ge=0, le=35)
     multi_az: bool = False
@@ -94,6 +101,11 @@ class DatabaseSettings(Section):
     username: str = Field("nnote", pattern=r"^[A-Za-z][A-Za-z0-9_]{0,15}$")
     # Paid RDS Extended Support, needed for a major version past standard support.
     extended_support: bool = False
+
+    @field_validator("instance_class")
+    @classmethod
+    def _instance_class(cls, value: str) -> str:
+        return _unless(instance_class_problem(value), value)
 
     @model_validator(mode="after")
     def _supported_version(self) -> DatabaseSettings:
@@ -199,9 +211,21 @@ class Settings(Section):
 
 class FileSchema(Section):
     app: str = Field(pattern=NAME_PATTERN, max_length=22)
-    region: str = Field(pattern=REGION_PATTERN)
+    region: str  # one botocore's endpoint data knows
     defaults: dict[str, Any] = {}
     env: dict[str, dict[str, Any]]
+
+    @field_validator("region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        return _unless(region_problem(value), value)
+
+
+def _unless(problem: str | None, value: str) -> str:
+    """A field validator's answer: the value, or the problem found with it."""
+    if problem:
+        raise ValueError(problem)
+    return value
 
 
 class DeployConfig(Section):
@@ -219,7 +243,10 @@ class DeployConfig(Section):
 
 
 def load(path: Path, env: str | None, region: str | None = None) -> DeployConfig:
-    """Read and validate deploy.toml for one environment, or raise ConfigError."""
+    """Read and validate deploy.toml for one environment, or raise ConfigError. `region`
+    overrides the file's (--region); it must name an AWS region too."""
+    if region is not None:
+        check_region_option(region)
     raw = _read(path)
     file = _validate_file(raw)
     names = sorted(file.env)
@@ -249,7 +276,7 @@ def _validate_file(raw: dict[str, Any]) -> FileSchema:
     try:
         file = FileSchema.model_validate(raw)
     except ValidationError as error:
-        problems = _describe(error, prefix="")
+        problems = _describe(error, FileSchema)
         raise ConfigError(f"deploy.toml has {len(problems)} problem(s)", problems) from None
     bad_names = [
         f"env.{name}: must be {NAME_RULE}"
@@ -280,7 +307,7 @@ def _problems_of_every_env(file: FileSchema) -> list[str]:
         try:
             Settings.model_validate(_merged_settings(file, name))
         except ValidationError as error:
-            for location, message in _located(error):
+            for location, message in _located(error, Settings):
                 where = f"env.{name}" if _has_path(overrides, location) else "defaults"
                 problem = (
                     f"{where}.{'.'.join(location)}: {message}"
@@ -292,21 +319,47 @@ def _problems_of_every_env(file: FileSchema) -> list[str]:
     return problems
 
 
-def _located(error: ValidationError) -> list[tuple[tuple[str, ...], str]]:
+def _located(error: ValidationError, root: type[BaseModel]) -> list[tuple[tuple[str, ...], str]]:
+    """Each problem as (where, what); an unknown key says which known key it may have meant."""
     located = []
     for item in error.errors():
         location = tuple(str(part) for part in item["loc"])
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
-            message = "unknown key"
+            message = _unknown_key(root, location)
         located.append((location, message))
     return located
 
 
-def _describe(error: ValidationError, prefix: str) -> list[str]:
+def _unknown_key(root: type[BaseModel], location: tuple[str, ...]) -> str:
+    known = _known_keys(root, location[:-1])
+    if not known:
+        return "unknown key"
+    return "unknown key" + (
+        did_you_mean(location[-1], known) or f"; known keys here: {', '.join(known)}"
+    )
+
+
+def _known_keys(root: type[BaseModel], path: tuple[str, ...]) -> list[str]:
+    """The keys the table at `path` under `root` may hold, by walking the schema's models."""
+    model: type[BaseModel] | None = root
+    for part in path:
+        field = model.model_fields.get(part) if model else None
+        model = _model_of(field.annotation) if field else None
+    return list(model.model_fields) if model else []
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The model a field holds: itself, or the model in `Model | None`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return next(filter(None, map(_model_of, typing.get_args(annotation))), None)
+
+
+def _describe(error: ValidationError, root: type[BaseModel]) -> list[str]:
     return [
-        f"{prefix}{'.'.join(location) or '(top level)'}: {message}"
-        for location, message in _located(error)
+        f"{'.'.join(location) or '(top level)'}: {message}"
+        for location, message in _located(error, root)
     ]
 
 

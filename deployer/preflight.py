@@ -20,7 +20,7 @@ from deployer.aws import absent, call, paginate
 from deployer.errors import DeployError
 from deployer.steps.base import Change, Run
 from deployer.steps.database import engine_version
-from deployer.steps.image import ImageStep, build_args
+from deployer.steps.image import ImageStep, build_args, prebuilt_image
 from deployer.steps.network import cloudfront_prefix_list, fargate_zones
 
 # Service Quotas codes (https://docs.aws.amazon.com/general/latest/gr/aws_service_limits.html).
@@ -223,8 +223,16 @@ def _docker(_run: Run, image: ImageStep | None) -> Check:
 
 
 def _base_image(run: Run, image: ImageStep | None) -> Check:
-    if image is None or image.prebuilt:
-        return Check("image base", True, "not needed: a prebuilt image is deployed")
+    """What the image to deploy needs: its base image for a build; a prebuilt one in this
+    account's ECR must be there (the image step's plan checks it again before `up` changes
+    anything)."""
+    if image is not None and image.prebuilt:
+        try:
+            return Check("prebuilt image", True, prebuilt_image(run, image.prebuilt))
+        except DeployError as error:
+            return Check("prebuilt image", False, error.message, error.hint)
+    if image is None:
+        return Check("image base", True, "not needed: no image is deployed")
     base = build_args(run).get("BASE_IMAGE") or dockerfile_default_base(image.source)
     if image.engine.image_available(base):
         return Check("image base", True, base)

@@ -6,6 +6,10 @@ The build is sent only the git-tracked files, as they are in the working tree (t
 by .dockerignore): untracked and git-ignored files never reach an image, so the tag names
 exactly what is in it.
 
+A prebuilt image (--image) is neither built nor pushed; one in this account's ECR must exist
+there before anything is changed (prebuilt_image): `plan` and `up` stop with "not found"
+instead of registering a task definition whose tasks could never pull it.
+
 Environment:
   NNOTE_DEPLOY_BUILD_ARGS     build arguments (a JSON object) on top of deploy.toml's
   NNOTE_DEPLOY_BUILD_NETWORK  the network the build's RUN steps get, e.g. "host" for a build
@@ -23,13 +27,15 @@ import subprocess
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from deployer.aws import call
+from deployer.aws import absent, call
 from deployer.docker_engine import Credentials, DockerEngine
 from deployer.errors import DeployError
-from deployer.inventory import Resource
+from deployer.inventory import MANAGED_BY, MANAGER, Resource, tags_as_dict
 from deployer.steps.base import Change, Observed, Outputs, Run, Step
+from deployer.validation import check_image_reference
 
 COMPONENT = "image"
+ECR_MISSING = ("RepositoryNotFoundException", "ImageNotFoundException")
 
 
 def source_version(source: Path) -> str:
@@ -73,6 +79,60 @@ def build_network() -> str | None:
     return os.environ.get("NNOTE_DEPLOY_BUILD_NETWORK") or None
 
 
+def prebuilt_image(run: Run, uri: str) -> str:
+    """Where the prebuilt image `uri` is, said in a line. One in this account's ECR (an app's
+    repository) is looked up there: DeployError "not found" if it is not. Any other is not
+    checked: deploying a prebuilt image needs no Docker engine, the one registry client we
+    have; ECS says so when tasks start. ConfigError for a malformed reference."""
+    reference = check_image_reference(uri)
+    where = reference.ecr
+    if where is None:
+        return f"{uri}: not checked (not in ECR: ECS pulls it when tasks start)"
+    account, region = where
+    if account != run.aws.identity()["account"]:
+        return f"{uri}: not checked (in account {account}'s ECR, not this one's)"
+    repository = reference.repository
+    if not repository.startswith(f"{run.config.app}-"):
+        return f"{uri}: not checked (the deploy role may read only {run.config.app}-* repositories)"
+    aws = run.aws.in_region(region)
+    found = absent(aws, "ecr", "describe_repositories", ECR_MISSING, repositoryNames=[repository])
+    repo = (found or {}).get("repositories", [None])[0]
+    if repo is None:
+        raise _not_found(uri, f"ECR has no repository {repository} in {region}")
+    tags = tags_as_dict(
+        call(aws, "ecr", "list_tags_for_resource", resourceArn=repo["repositoryArn"])["tags"]
+    )
+    if tags.get(MANAGED_BY) != MANAGER:
+        return f"{uri}: not checked (repository {repository} is not managed by nnote-deploy)"
+    # ECS runs the digest when there is one (a tag beside it is ignored); no tag means latest.
+    wanted = (
+        {"imageDigest": reference.digest}
+        if reference.digest
+        else {"imageTag": reference.tag or "latest"}
+    )
+    images = absent(
+        aws,
+        "ecr",
+        "describe_images",
+        ECR_MISSING,
+        registryId=account,
+        repositoryName=repository,
+        imageIds=[wanted],
+    )
+    details = (images or {}).get("imageDetails") or []
+    if not details:
+        what = reference.digest or f"tag {reference.tag or 'latest'}"
+        raise _not_found(uri, f"ECR repository {repository} has no image {what}")
+    return f"{uri}: in ECR ({details[0]['imageDigest']})"
+
+
+def _not_found(uri: str, why: str) -> DeployError:
+    return DeployError(
+        f"image not found: {uri} ({why}); nothing was changed",
+        "push the image first (docker push), or pass the URI the push printed",
+    )
+
+
 class ImageStep(Step):
     name = COMPONENT
     depends_on = ("registry",)
@@ -101,7 +161,8 @@ class ImageStep(Step):
 
     def observe(self, run: Run) -> Observed:
         if self.prebuilt:
-            return {"prebuilt": self.prebuilt}
+            # Before any change: an image ECS could never pull fails the plan, not the rollout.
+            return {"prebuilt": self.prebuilt, "found": prebuilt_image(run, self.prebuilt)}
         version = source_version(self.source)
         credentials = self.credentials(run)
         repository = f"{credentials.registry}/{run.config.prefix}"

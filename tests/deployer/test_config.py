@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from deployer.config import load
 from deployer.errors import ConfigError, ExitCode
+from deployer.validation import known_regions
 from tests.deployer.conftest import ROOT
 
 GOOD = (ROOT / "deploy.toml").read_text()
@@ -42,7 +45,9 @@ def test_every_bad_field_is_reported_with_its_path(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as raised:
         load(write(tmp_path, text), "staging")
     problems = "\n".join(raised.value.problems)
-    assert "defaults.db.instance_class: String should match pattern" in problems
+    assert "defaults.db.instance_class: 'huge' is not an RDS instance class (db.FAMILY.SIZE" in (
+        problems
+    )
     assert (
         "env.prod.db.allocated_storage_gb: Input should be greater than or equal to 20" in problems
     )
@@ -139,3 +144,162 @@ def test_mysql_8_0_stays_selectable_with_extended_support(tmp_path: Path) -> Non
     text = GOOD.replace('engine_version = "8.4"', 'engine_version = "8.0"\nextended_support = true')
     assert load(write(tmp_path, text), "staging").settings.db.engine_version == "8.0"
     assert load(ROOT / "deploy.toml", "staging").settings.db.engine_version == "8.4"
+
+
+# -- close typos: what was meant is said ------------------------------------------------------
+
+
+def problems_of(tmp_path: Path, text: str, env: str = "staging") -> str:
+    with pytest.raises(ConfigError) as raised:
+        load(write(tmp_path, text), env)
+    assert raised.value.exit_code == ExitCode.CONFIG
+    return "\n".join(raised.value.problems)
+
+
+def test_a_region_typo_in_the_file_names_the_region_meant(tmp_path: Path) -> None:
+    text = GOOD.replace('region = "eu-west-1"', 'region = "eu-wst-1"')
+    assert "region: 'eu-wst-1' is not an AWS region; did you mean eu-west-1?" in problems_of(
+        tmp_path, text
+    )
+
+
+def test_a_region_override_typo_is_a_config_error_with_the_region_meant() -> None:
+    with pytest.raises(ConfigError) as raised:
+        load(ROOT / "deploy.toml", "staging", "eu-wst-1")
+    assert raised.value.exit_code == ExitCode.CONFIG
+    assert (
+        raised.value.message == "--region 'eu-wst-1' is not an AWS region; did you mean eu-west-1?"
+    )
+    assert raised.value.hint == "pass a region name, e.g. --region eu-west-1"
+    assert load(ROOT / "deploy.toml", "staging", "us-east-2").region == "us-east-2"
+
+
+@pytest.mark.parametrize(
+    "region", ["mars-north-1", "eu-west-9", "EU-WEST-1", "eu-west-1 ", "euwest1", "no"]
+)
+def test_only_regions_botocore_knows_are_taken(tmp_path: Path, region: str) -> None:
+    text = GOOD.replace('region = "eu-west-1"', f'region = "{region}"')
+    assert f"region: {region!r} is not an AWS region" in problems_of(tmp_path, text)
+    with pytest.raises(ConfigError, match="is not an AWS region"):
+        load(ROOT / "deploy.toml", "staging", region)
+
+
+def test_the_known_regions_are_every_partitions_from_botocores_data() -> None:
+    regions = known_regions()
+    assert {"eu-west-1", "us-east-1", "ap-northeast-1", "us-gov-west-1", "cn-north-1"} <= regions
+    assert "eu-wst-1" not in regions
+
+
+@pytest.mark.parametrize(
+    ("written", "meant"),
+    [
+        ("db.t4g.mirco", "db.t4g.micro"),
+        ("db.t3.larg", "db.t3.large"),
+        ("db.r6g.xlareg", "db.r6g.xlarge"),
+        ("db.t4g-micro", "db.t4g.micro"),
+        ("t4g.micro", "db.t4g.micro"),
+        ("db.T4g.micro", "db.t4g.micro"),
+    ],
+)
+def test_an_instance_class_typo_names_the_class_meant(
+    tmp_path: Path, written: str, meant: str
+) -> None:
+    text = GOOD.replace('instance_class = "db.t4g.micro"', f'instance_class = "{written}"')
+    problems = problems_of(tmp_path, text)
+    assert f"defaults.db.instance_class: {written!r}" in problems
+    assert f"did you mean {meant}?" in problems
+
+
+@pytest.mark.parametrize(
+    "instance_class",
+    # Not in the shipped list but well formed: RDS may sell them; the pre-flight asks.
+    [
+        "db.m7i.large",
+        "db.r8g.2xlarge",
+        "db.m5d.large",
+        "db.t2.micro",
+        "db.x9.tiny",
+        "db.t4g.4xlarge",
+    ],
+)
+def test_a_well_formed_class_outside_the_list_is_still_taken(
+    tmp_path: Path, instance_class: str
+) -> None:
+    text = GOOD.replace('instance_class = "db.t4g.micro"', f'instance_class = "{instance_class}"')
+    assert load(write(tmp_path, text), "staging").settings.db.instance_class == instance_class
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (
+            ("[env.prod]", "[env.prod]\ndb.instance_clas = 1"),
+            "env.prod.db.instance_clas: unknown key; did you mean instance_class?",
+        ),
+        (
+            ("cpu_target = 60 }\n\n[env.acceptance]", "cpu_targt = 60 }\n\n[env.acceptance]"),
+            "env.prod.service.autoscaling.cpu_targt: unknown key; did you mean cpu_target?",
+        ),
+        (
+            ("[defaults.db]", "[defaults.dbb]"),
+            "defaults.dbb: unknown key; did you mean db?",
+        ),
+        (
+            ('region = "eu-west-1"', 'regoin = "eu-west-1"'),
+            "regoin: unknown key; did you mean region?",
+        ),
+        (
+            ("[env.prod]", "[env.prod]\nsurprise = 1"),
+            "env.prod.surprise: unknown key; known keys here: network, db, registry, image, "
+            "service",
+        ),
+    ],
+)
+def test_an_unknown_key_names_the_key_meant(
+    tmp_path: Path, edit: tuple[str, str], expected: str
+) -> None:
+    assert edit[0] in GOOD
+    assert expected in problems_of(tmp_path, GOOD.replace(*edit), "prod")
+
+
+def test_a_config_error_is_answered_without_importing_boto3(tmp_path: Path) -> None:
+    """A fresh interpreter where `import boto3` fails: every config check still answers."""
+    bad = write(
+        tmp_path, GOOD.replace('instance_class = "db.t4g.micro"', 'instance_class = "db.t4g.mirco"')
+    )
+    script = f"""
+import sys
+sys.modules["boto3"] = None  # any import of boto3 now raises ImportError
+from pathlib import Path
+from deployer.config import load
+from deployer.errors import ConfigError
+for path, region in (({str(bad)!r}, None), ({str(ROOT / "deploy.toml")!r}, "eu-wst-1")):
+    try:
+        load(Path(path), "staging", region)
+    except ConfigError as error:
+        print(error.message, *error.problems)
+print("loaded:", load(Path({str(ROOT / "deploy.toml")!r}), "staging", "us-east-1").region)
+print("botocore imported:", "botocore" in sys.modules)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr
+    assert "did you mean db.t4g.micro?" in done.stdout
+    assert "--region 'eu-wst-1' is not an AWS region; did you mean eu-west-1?" in done.stdout
+    assert "loaded: us-east-1" in done.stdout
+    assert "botocore imported: False" in done.stdout
+
+
+def test_cli_names_the_key_meant_and_exits_3_before_any_aws_call(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    bad = write(tmp_path, GOOD.replace("[env.prod]", "[env.prod]\ndb.instance_clas = 1"))
+    result = cli("plan", config=bad, env={"AWS_ENDPOINT_URL": "http://127.0.0.1:9"})
+    assert result.code == 3, result.text
+    assert "env.prod.db.instance_clas: unknown key; did you mean instance_class?" in result.text
+    region = cli("plan", "--region", "eu-wst-1", env={"AWS_ENDPOINT_URL": "http://127.0.0.1:9"})
+    assert region.code == 3, region.text
+    assert "error: --region 'eu-wst-1' is not an AWS region; did you mean eu-west-1?" in (
+        region.text
+    )
+    assert "hint: pass a region name, e.g. --region eu-west-1" in region.text
+    assert "account" not in region.text and "Traceback" not in region.text

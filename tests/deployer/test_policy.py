@@ -367,6 +367,12 @@ OTHER_PATH_CALLS: list[tuple[str, str, dict[str, Any]]] = [
     ("ecr", "PutImageScanningConfiguration", {"repositoryName": "nnote-staging"}),
     ("ecr", "DeleteLifecyclePolicy", {"repositoryName": "nnote-staging"}),
     ("ecr", "BatchDeleteImage", {"repositoryName": "nnote-staging", "imageIds": []}),
+    # A prebuilt image (--image) in the app's ECR, looked up before anything is changed.
+    (
+        "ecr",
+        "DescribeImages",
+        {"repositoryName": "nnote-staging", "imageIds": [{"imageTag": "v1"}]},
+    ),
     ("ecr", "GetAuthorizationToken", {}),
     ("logs", "DeleteRetentionPolicy", {"logGroupName": "/nnote/nnote-staging"}),
     ("rds", "DescribeDBEngineVersions", {"Engine": "mysql"}),

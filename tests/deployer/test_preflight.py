@@ -25,6 +25,7 @@ def test_verify_on_a_fresh_account_passes_every_check(cli) -> None:  # type: ign
         "zones where Fargate runs: euw1-az1, euw1-az2",
         "database: MySQL 8.4.6 on db.t4g.micro: offered in eu-west-1a",
         "Docker engine: not needed: a prebuilt image is deployed",
+        "prebuilt image: 127.0.0.1:5000/nnote-staging@sha256:",  # not ECR: not looked up
         "permissions boundary of task roles: nnote-deploy-boundary",
         "HTTPS: CloudFront in front; the load balancer admits pl-",
     ):
