@@ -4,8 +4,9 @@
 
 Runs the installed CLI against a moto server on 127.0.0.1. Call counts come from the CLI's
 own botocore hook ("AWS API calls: N (M mutating)"). Start-up is the median wall time of
-`nnote-deploy --help` over --runs runs, beside `python -c pass` measured in the same run.
-Targets: no-change up <= 26 calls and 0 mutating; status <= 26 calls; --help < 0.3 s.
+`nnote-deploy --help` and of each command's `--help` over --runs runs, beside `python -c pass`
+measured in the same run. Targets: no-change up <= 26 calls and 0 mutating; status <= 26
+calls; every --help < 0.3 s.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = str(Path(sys.executable).parent / "nnote-deploy")
+COMMANDS = ("up", "plan", "verify", "status", "down", "redeploy", "logs", "unlock", "bootstrap")
 sys.path.insert(0, str(ROOT))  # tests.support.realism: the emulator the tests use
 
 
@@ -76,16 +78,26 @@ def main() -> None:
         calls(["down", "--yes"], env)
     finally:
         server.stop()
-    help_time = wall([CLI, "--help"], args.runs)
     python_time = wall([sys.executable, "-c", "pass"], args.runs)
+    helps = {
+        " ".join(command): wall([CLI, *command, "--help"], args.runs)
+        for command in ([], *([name] for name in COMMANDS))
+    }
     print(f"up from nothing:  {fresh[0]} calls ({fresh[1]} mutating)")
     print(f"up, no changes:   {converged[0]} calls ({converged[1]} mutating)  (target <= 26, none)")
     print(f"status:           {status[0]} calls ({status[1]} mutating)  target <= 26")
     print(f"plan:             {plan[0]} calls ({plan[1]} mutating)")
     print(
-        f"--help: median {help_time * 1000:.0f} ms over {args.runs} runs (target < 300 ms); "
-        f"bare python {python_time * 1000:.0f} ms; ratio {help_time / python_time:.1f}x"
+        f"--help, median of {args.runs} runs each (target < 300 ms; bare python "
+        f"{python_time * 1000:.0f} ms):"
     )
+    for command, seconds in helps.items():
+        print(
+            f"  nnote-deploy {command + ' ' if command else ''}--help: {seconds * 1000:.0f} ms "
+            f"({seconds / python_time:.1f}x python)"
+        )
+    slowest = max(helps, key=helps.__getitem__)
+    print(f"slowest --help: {slowest or '(top level)'} {helps[slowest] * 1000:.0f} ms")
 
 
 if __name__ == "__main__":

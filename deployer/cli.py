@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from deployer.steps.base import Run
 
 app = typer.Typer(
-    add_completion=False,
+    # --install-completion / --show-completion for bash, zsh, fish and PowerShell.
+    add_completion=True,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     # Plain help text: rich help formatting imports markdown-it and doubles start-up time.
@@ -42,6 +43,30 @@ ImageOpt = Annotated[
         "--image", help="Deploy this prebuilt image URI (repo@sha256:...); skip the build."
     ),
 ]
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("nnote")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            number = "unknown (not installed)"
+        typer.echo(f"nnote-deploy {number}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Ship nnote to AWS ECS Fargate with boto3 alone: up, plan, status, down."""
 
 
 @contextmanager
@@ -82,15 +107,26 @@ def _rollback_details(error: Exception) -> list[str]:
 
 
 def _start(
-    config: Path, env: str, region: str | None, profile: str | None, renderer: Renderer
+    config: Path,
+    env: str,
+    region: str | None,
+    profile: str | None,
+    renderer: Renderer,
+    image: str | None = None,
 ) -> Run:
-    """Validate settings (no AWS call), then show who and where we are."""
+    """Validate settings and options (no AWS call, boto3 not even imported), then show who
+    and where we are. Commands import the pipeline only after this."""
     from deployer import config as config_module
+    from deployer import validation
+
+    if image is not None:
+        validation.check_image_reference(image)
+    settings = config_module.load(config, env, region)
+
     from deployer.aws import Aws
     from deployer.inventory import Owner, new_run_id
     from deployer.steps.base import Run
 
-    settings = config_module.load(config, env, region)
     aws = Aws(region=settings.region, profile=profile)
     identity = aws.identity()
     renderer.header(identity["account"], aws.region, settings.app, settings.env)
@@ -134,17 +170,22 @@ def up(
     ] = False,
 ) -> None:
     """Create or converge the environment. A second run changes nothing."""
-    from deployer import pipeline, preflight
-    from deployer.errors import DeployError
 
     renderer = _renderer()
     with reported(renderer, verbose):
-        run = _start(config, env, region, profile, renderer)
+        run = _start(config, env, region, profile, renderer, image)
+        from deployer import pipeline, preflight
+        from deployer.errors import DeployError
+
         steps = pipeline.deploy_steps(config.resolve().parent, image)
         changes = pipeline.plan(run, steps)
         renderer.changes(changes)
         preflight.for_changes(run, changes, preflight.image_step(steps))
-        if changes and not yes and not _confirmed(lambda: typer.confirm("Apply these changes?")):
+        if (
+            changes
+            and not yes
+            and not _confirmed(lambda: typer.confirm("Apply these changes?", err=True))
+        ):
             renderer.error("not confirmed; nothing was changed", "answer y, or pass --yes (CI)")
             raise typer.Exit(1)
         from deployer import github
@@ -163,10 +204,9 @@ def up(
         except DeployError as error:
             github.write_summary(
                 f"nnote-deploy up: {run.config.env}",
-                changes,
-                {},
                 f"failed: {error.message}",
                 calls(),
+                changes=changes,
             )
             raise
         finally:
@@ -179,13 +219,20 @@ def up(
         github.write_outputs(outputs)
         github.write_summary(
             f"nnote-deploy up: {run.config.env}",
-            result.changes,
-            result.timings,
             ("converged" if result.changes else "no changes")
             + (f": {result.url}" if result.url else ""),
             calls(),
+            changes=result.changes,
+            timings=result.timings,
         )
-        renderer.line(f"up: done: {result.url}" if result.url else "up: done", "bold green")
+        _done(renderer, "up", result.url)
+
+
+def _done(renderer: Renderer, command: str, url: str | None) -> None:
+    """The last words of `up` and `redeploy`: done (stderr), then the URL, their result."""
+    renderer.line(f"{command}: done", "bold green")
+    if url:
+        renderer.result(url)
 
 
 def _confirmed(ask: Callable[[], bool]) -> bool:
@@ -222,15 +269,24 @@ def plan(
     ] = False,
 ) -> None:
     """Show what `up` would create or change. Read-only."""
-    from deployer import pipeline
     from deployer.errors import ExitCode
 
     renderer = _renderer()
     with reported(renderer, verbose, detailed_exitcode):
-        run = _start(config, env, region, profile, renderer)
+        run = _start(config, env, region, profile, renderer, image)
+        from deployer import pipeline
+
         changes = pipeline.plan(run, pipeline.deploy_steps(config.resolve().parent, image))
-        renderer.changes(changes)
+        renderer.changes(changes, result=True)
         renderer.calls(run.aws.log.total, run.aws.log.mutating)
+        from deployer import github
+
+        github.write_summary(
+            f"nnote-deploy plan: {run.config.env}",
+            f"{len(changes)} change(s) pending" if changes else "no changes",
+            (run.aws.log.total, run.aws.log.mutating),
+            changes=changes,
+        )
     if detailed_exitcode and changes:
         raise typer.Exit(ExitCode.CHANGES)
 
@@ -245,11 +301,12 @@ def verify(
     image: ImageOpt = None,
 ) -> None:
     """Check the account before a first `up`: quotas, database, zones, Docker. Read-only."""
-    from deployer import pipeline, preflight
 
     renderer = _renderer()
     with reported(renderer, verbose):
-        run = _start(config, env, region, profile, renderer)
+        run = _start(config, env, region, profile, renderer, image)
+        from deployer import pipeline, preflight
+
         image_step = preflight.image_step(pipeline.deploy_steps(config.resolve().parent, image))
         checks = preflight.run_all(run, image_step)
         renderer.checks(checks)
@@ -271,33 +328,28 @@ def status(
     profile: ProfileOpt = None,
     verbose: VerboseOpt = False,
     as_json: Annotated[
-        bool, typer.Option("--json", help="Machine-readable output (schema 1).")
+        bool,
+        typer.Option("--json", help="Machine-readable: docs/status-schema.json (schema 2)."),
     ] = False,
 ) -> None:
-    """List every resource this environment owns, with its state."""
-    from deployer import pipeline
-    from deployer.render import Renderer
+    """The environment's URL and health, then every resource it owns, with its state."""
 
     renderer = _renderer()
-    if as_json:  # keep stdout pure JSON: progress and errors go to stderr
-        from rich.console import Console
-
-        renderer = Renderer(Console(stderr=True, highlight=False))
     with reported(renderer, verbose):
         run = _start(config, env, region, profile, renderer)
-        resources = pipeline.status(run)
-        if as_json:
-            from rich.console import Console
+        from deployer import pipeline, status_report
 
-            meta = {
-                "app": run.config.app,
-                "env": run.config.env,
-                "region": run.aws.region,
-                "url": pipeline.url(run),
-            }
-            Renderer(Console(highlight=False, soft_wrap=True)).status_json(meta, resources)
+        resources = pipeline.status(run)
+        url = pipeline.url(run)
+        if as_json:
+            renderer.status_json(status_report.document(run, url, resources))
         else:
-            renderer.line(f"url: {pipeline.url(run) or '(none yet: run `nnote-deploy up`)'}")
+            service = status_report.service_summary(run.observed.get("service") or {})
+            renderer.result(f"url: {url or '(none yet: run `nnote-deploy up`)'}")
+            renderer.result(
+                f"health: {service['health']} ({service['running']}/{service['desired']} "
+                f"tasks running, revision {service['revision'] or '-'})"
+            )
             renderer.resources(resources)
         renderer.calls(run.aws.log.total, run.aws.log.mutating)
 
@@ -313,32 +365,73 @@ def down(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for the env name.")] = False,
 ) -> None:
     """Delete everything this environment owns, then audit for leftovers."""
-    from deployer import pipeline
     from deployer.errors import ExitCode
 
     renderer = _renderer()
     with reported(renderer, verbose):
         run = _start(config, env, region, profile, renderer)
-        question = f"Type the environment name ({run.config.env}) to delete it"
-        if not yes and not _confirmed(lambda: typer.prompt(question, default="") == run.config.env):
+        from deployer import pipeline
+
+        if not yes and not _confirmed(lambda: _confirm_down(run, renderer)):
             renderer.error(
                 "not confirmed; nothing was deleted", "type the name exactly, or pass --yes"
             )
             raise typer.Exit(1)
+        from deployer import github
+
         with renderer.progress():
             result = pipeline.down(run, renderer, lock_wait=lock_wait)
         renderer.resources(result.deleted, "deleted")
         if result.kept:
             renderer.resources(result.kept, "kept (db.final_snapshot)")
         renderer.calls(run.aws.log.total, run.aws.log.mutating)
+        calls = (run.aws.log.total, run.aws.log.mutating)
+        title = f"nnote-deploy down: {run.config.env}"
         if result.leftovers:
+            github.write_summary(
+                title,
+                f"{len(result.leftovers)} resource(s) left behind",
+                calls,
+                resources=("still tagged and existing", result.leftovers),
+            )
             renderer.resources(result.leftovers, "LEAK AUDIT: still tagged and existing")
             renderer.error(
                 f"{len(result.leftovers)} resource(s) left behind",
                 "delete them by hand or run down again",
             )
             raise typer.Exit(ExitCode.LEAKS)
+        github.write_summary(
+            title,
+            f"deleted {len(result.deleted)} resource(s); leak audit: nothing left",
+            calls,
+            resources=("deleted", result.deleted),
+            timings=result.timings,
+        )
         renderer.line("leak audit: nothing left", "bold green")
+
+
+def _confirm_down(run: Run, renderer: Renderer) -> bool:
+    """Show what goes, warn in words when data goes for good, then ask for the env's name."""
+    from deployer import pipeline
+
+    existing = pipeline.status(run)
+    if not existing:
+        renderer.line(f"{run.config.app}/{run.config.env} owns nothing: nothing to delete")
+    renderer.resources(existing, "to be deleted", to_stderr=True)
+    database = next((r for r in existing if r.type == "rds:db"), None)
+    if database and not run.config.settings.db.final_snapshot:
+        renderer.line(
+            f"warning: the database {database.id} will be deleted WITHOUT a final snapshot: "
+            "every note in it is lost for good",
+            "bold red",
+        )
+        renderer.line(
+            f"to keep a snapshot, answer no and set db.final_snapshot = true under "
+            f"[env.{run.config.env}] in deploy.toml",
+            "yellow",
+        )
+    question = f"Type the environment name ({run.config.env}) to delete it"
+    return bool(typer.prompt(question, default="", err=True) == run.config.env)
 
 
 @app.command()
@@ -351,15 +444,25 @@ def redeploy(
     lock_wait: LockWaitOpt = 0,
 ) -> None:
     """Force a new deployment of the running revision and watch it (rolls back on failure)."""
-    from deployer import pipeline
 
     renderer = _renderer()
     with reported(renderer, verbose):
         run = _start(config, env, region, profile, renderer)
+        from deployer import github, pipeline
+
         with renderer.progress():
             revision = pipeline.redeploy(run, renderer, lock_wait=lock_wait)
+        url = pipeline.observed_url(run)
         renderer.calls(run.aws.log.total, run.aws.log.mutating)
-        renderer.line(f"redeploy: revision {revision} is running", "bold green")
+        github.write_summary(
+            f"nnote-deploy redeploy: {run.config.env}",
+            f"revision {revision} is running" + (f": {url}" if url else ""),
+            (run.aws.log.total, run.aws.log.mutating),
+        )
+        if url:
+            github.write_outputs({"service_url": url})
+        renderer.line(f"redeploy: revision {revision} is running")
+        _done(renderer, "redeploy", url)
 
 
 @app.command()
@@ -379,9 +482,10 @@ def logs(
 
     renderer = _renderer()
     with reported(renderer, verbose):
+        window = service_logs.parse_since(since)  # a bad value is answered before any AWS call
         run = _start(config, env, region, profile, renderer)
-        for line in service_logs.tail(run, service_logs.parse_since(since), follow):
-            renderer.console.print(line, markup=False, highlight=False, soft_wrap=True)
+        for line in service_logs.tail(run, window, follow):
+            renderer.result(line)
 
 
 @app.command()
@@ -401,10 +505,10 @@ def unlock(
         lock = Lock(run.aws, run.owner)
         holder = lock.holder()
         if holder is None:
-            renderer.line("not locked")
+            renderer.result("not locked")
             return
         lock.force_release(holder)
-        renderer.line(f"broke the lock of run {holder.get('run')} ({holder.get('owner')})")
+        renderer.result(f"broke the lock of run {holder.get('run')} ({holder.get('owner')})")
 
 
 @app.command()
@@ -457,7 +561,7 @@ def bootstrap(
             result = work(aws, target, renderer)
         for title in ("created", "updated", "unchanged", "deleted", "kept"):
             for item in getattr(result, title):
-                renderer.line(f"{title}: {item}")
+                renderer.result(f"{title}: {item}")
         renderer.calls(aws.log.total, aws.log.mutating)
         if result.role_arn and not delete:
             renderer.line(
@@ -466,11 +570,30 @@ def bootstrap(
                 "bold green",
             )
             for command in result.gh_commands():
-                renderer.console.print(command, markup=False, highlight=False, soft_wrap=True)
+                renderer.result(command)
 
 
 def main() -> Any:
-    return app()
+    """Run the CLI. A usage error (unknown option, bad value) exits 3, as deploy.toml errors
+    do: click's 2 would read as "changes pending" to a `plan --detailed-exitcode` caller."""
+    # typer vendors click and exports none of its usage errors; tests pin the exit code.
+    from typer._click.exceptions import NoArgsIsHelpError, UsageError
+
+    from deployer.errors import ExitCode
+
+    try:
+        code = app(standalone_mode=False)
+    except NoArgsIsHelpError as asked:  # `nnote-deploy` alone: help, as asked, not an error
+        typer.echo(asked.format_message())
+        code = ExitCode.OK
+    except UsageError as error:
+        command = error.ctx.command_path if error.ctx else "nnote-deploy"
+        _renderer().error(error.format_message(), f"see `{command} --help`")
+        code = ExitCode.CONFIG
+    except typer.Abort:  # Ctrl-C or end of input outside a command's own handling
+        _renderer().error("interrupted", "run the command again to converge")
+        code = ExitCode.INTERRUPTED
+    sys.exit(code if isinstance(code, int) else ExitCode.OK)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
+from deployer.inventory import Resource
 from deployer.steps.base import Change
 
 
@@ -29,12 +30,16 @@ def write_outputs(values: Mapping[str, str]) -> None:
 
 def write_summary(
     title: str,
-    changes: list[Change],
-    timings: Mapping[str, float],
     outcome: str,
     calls: tuple[int, int],
+    *,
+    changes: list[Change] | None = None,
+    timings: Mapping[str, float] | None = None,
+    resources: tuple[str, list[Resource]] | None = None,
 ) -> None:
-    """Append a Markdown table of what happened to $GITHUB_STEP_SUMMARY, if it is set."""
+    """Append a Markdown report of what happened to $GITHUB_STEP_SUMMARY, if it is set:
+    the outcome, then the changes (None: the command does not plan), the step timings and a
+    titled resource table (what `down` deleted), each only when given."""
     path = os.environ.get("GITHUB_STEP_SUMMARY")
     if not path:
         return
@@ -47,8 +52,13 @@ def write_summary(
         lines += [
             f"| {c.component} | {c.action} | {c.type} | {c.name} | {c.detail} |" for c in changes
         ]
-    else:
+    elif changes is not None:
         lines.append("No changes: the environment matches deploy.toml.")
+    if resources:
+        heading, listed = resources
+        lines += ["", f"**{heading}** ({len(listed)})", ""]
+        lines += ["| component | type | id |", "| --- | --- | --- |"]
+        lines += [f"| {r.component} | {r.type} | {r.id} |" for r in listed]
     if timings:
         lines += ["", "| step | seconds |", "| --- | ---: |"]
         lines += [f"| {step} | {seconds:.1f} |" for step, seconds in timings.items()]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from deployer.aws import Aws, absent, call, paginate
+from deployer.resource_state import State, state_of
 
 APP = "nnote:app"
 ENV = "nnote:env"
@@ -92,7 +93,20 @@ class Resource:
     component: str
     type: str
     id: str
-    state: str
+    detail: str  # the service's own words: "available", "1/1 running, rollout COMPLETED"
+
+    @property
+    def state(self) -> State:
+        return state_of(self.type, self.detail)
+
+    def as_json(self) -> dict[str, str]:
+        return {
+            "component": self.component,
+            "type": self.type,
+            "id": self.id,
+            "state": self.state.value,
+            "detail": self.detail,
+        }
 
 
 # -- the leak audit: everything still tagged for this app and environment -----------------

@@ -310,6 +310,11 @@ def url(run: Run) -> str | None:
     return public_url(run, run.observed.get(EndpointStep.name))
 
 
+def observed_url(run: Run) -> str | None:
+    """The environment's URL, read now (after a command that did not plan: `redeploy`)."""
+    return public_url(run, EndpointStep().observe(run))
+
+
 def _retire(run: Run, events: Events) -> None:
     """Remove what the new settings replaced, now that everything new works. Nothing is left
     to roll back: a failure here leaves the new setup serving and the old part in place."""

@@ -1,6 +1,9 @@
 """All terminal output: rich live progress on a TTY, plain timestamped lines otherwise (CI).
 
-The library reports events (deployer.pipeline.Events); only this module prints.
+The library reports events (deployer.pipeline.Events); only this module prints. Two streams,
+as gh and the AWS CLI do: stderr carries progress, warnings and errors; stdout carries only
+the command's result (the URL, `plan`'s changes, `status`), so `$(nnote-deploy up)` and pipes
+see nothing else.
 """
 
 from __future__ import annotations
@@ -9,27 +12,29 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from deployer.inventory import Resource
-from deployer.journal import Entry
-from deployer.preflight import Check
-from deployer.steps.base import Change
+if TYPE_CHECKING:  # annotations only: an error in deploy.toml is rendered before boto3 loads
+    from deployer.inventory import Resource
+    from deployer.journal import Entry
+    from deployer.preflight import Check
+    from deployer.steps.base import Change
 
 STATUS_SCHEMA_VERSION = 1
 PLAIN_REPEAT_SECONDS = 30.0
 
 
 class Renderer:
-    def __init__(self, console: Console | None = None) -> None:
-        self.console = console or Console(highlight=False, soft_wrap=True)
+    def __init__(self, console: Console | None = None, out: Console | None = None) -> None:
+        self.console = console or Console(stderr=True, highlight=False, soft_wrap=True)
+        self.out = out or Console(highlight=False, soft_wrap=True)
         self.plain = not self.console.is_terminal
         self._started: dict[str, float] = {}
         self._notes: dict[str, str] = {}
@@ -45,6 +50,10 @@ class Renderer:
             self.console.print(f"{stamp} {text}", markup=False, highlight=False)
         else:
             self.console.print(escape(text), style=style or None)
+
+    def result(self, text: str) -> None:
+        """One line of the command's result on stdout: never timestamped, never styled."""
+        self.out.print(text, markup=False, highlight=False, soft_wrap=True)
 
     def header(self, account: str, region: str, app: str, env: str) -> None:
         self.line(f"account {account} · region {region} · {app}/{env}", "bold")
@@ -138,54 +147,48 @@ class Renderer:
 
     # -- reports ----------------------------------------------------------------------------
 
-    def changes(self, changes: list[Change]) -> None:
+    def changes(self, changes: list[Change], *, result: bool = False) -> None:
+        """The planned changes: `plan`'s result (stdout), or what `up` is about to do."""
+        say = self.result if result else self.line
         if not changes:
-            self.line("no changes: the environment matches deploy.toml", "green")
+            say("no changes: the environment matches deploy.toml")
             return
-        symbols = {"create": "+", "update": "~", "delete": "-"}
-        for change in changes:
-            detail = f" ({change.detail})" if change.detail else ""
-            self.line(
-                f"{symbols.get(change.action, '?')} {change.component}: {change.action} "
-                f"{change.type} {change.name}{detail}"
-            )
-        counts = {a: sum(c.action == a for c in changes) for a in ("create", "update", "delete")}
-        self.line(
-            f"{counts['create']} to create, {counts['update']} to update, "
-            f"{counts['delete']} to delete"
-        )
+        for text in change_lines(changes):
+            say(text)
 
-    def resources(self, resources: list[Resource], title: str = "owned resources") -> None:
+    def resources(
+        self, resources: list[Resource], title: str = "owned resources", *, to_stderr: bool = False
+    ) -> None:
+        """A list of resources, a result on stdout unless `to_stderr` (what `down` is about to
+        delete). On a terminal a table, but only if every id fits whole: an id cut to "vpc-0…"
+        cannot be pasted into the console, so a narrow terminal gets one line per resource."""
+        console = self.console if to_stderr else self.out
         if not resources:
-            self.line(f"{title}: none")
+            console.print(f"{title}: none", markup=False, highlight=False)
             return
-        if self.plain:
-            # The title says what the rows are: without it a CI log of `down` lists what it
-            # just deleted with its last state ("available"), as if it were still there.
-            self.line(f"{title} ({len(resources)}):")
-            for r in resources:
-                self.line(f"{r.component}\t{r.type}\t{r.id}\t{r.state}")
+        rows = [(r.component, r.type, r.id, r.detail) for r in resources]
+        if console.is_terminal and _table_fits(rows, console.width):
+            table = Table(title=title)
+            for column in ("component", "type", "id", "state"):
+                table.add_column(column, no_wrap=True, overflow="fold")
+            for row in rows:
+                table.add_row(*(escape(cell) for cell in row))
+            console.print(table)
             return
-        table = Table(title=title)
-        for column in ("component", "type", "id", "state"):
-            table.add_column(column)
-        for r in resources:
-            table.add_row(r.component, r.type, r.id, r.state)
-        self.console.print(table)
+        # The title says what the rows are: without it a CI log of `down` lists what it just
+        # deleted with its last state ("available"), as if it were still there.
+        console.print(f"{title} ({len(resources)}):", markup=False, highlight=False)
+        for row in rows:
+            console.print("\t".join(row), markup=False, highlight=False, soft_wrap=True)
 
-    def status_json(self, meta: dict[str, Any], resources: list[Resource]) -> None:
-        document = {
-            "schema": STATUS_SCHEMA_VERSION,
-            **meta,
-            "resources": [vars(r) for r in resources],
-        }
-        self.console.print_json(json.dumps(document), highlight=False)
+    def status_json(self, document: dict[str, Any]) -> None:
+        self.out.print_json(json.dumps(document), highlight=False)
 
     def checks(self, checks: list[Check]) -> None:
-        if self.plain:
+        if not self.out.is_terminal:
             for c in checks:
                 fix = f" -> {c.fix}" if c.fix and not c.ok else ""
-                self.line(f"{'ok  ' if c.ok else 'FAIL'} {c.name}: {c.detail}{fix}")
+                self.result(f"{'ok  ' if c.ok else 'FAIL'} {c.name}: {c.detail}{fix}")
             return
         table = Table(title="pre-flight checks")
         for column in ("", "check", "result", "fix"):
@@ -193,7 +196,30 @@ class Renderer:
         for c in checks:
             mark = "[green]✓[/]" if c.ok else "[red]✗[/]"
             table.add_row(mark, escape(c.name), escape(c.detail), escape("" if c.ok else c.fix))
-        self.console.print(table)
+        self.out.print(table)
 
     def calls(self, total: int, mutating: int) -> None:
         self.line(f"AWS API calls: {total} ({mutating} mutating)", "dim")
+
+
+def change_lines(changes: list[Change]) -> list[str]:
+    """`+ network: create ec2:vpc nnote-staging`, one per change, then the counts."""
+    symbols = {"create": "+", "update": "~", "delete": "-"}
+    lines = [
+        f"{symbols.get(c.action, '?')} {c.component}: {c.action} {c.type} {c.name}"
+        + (f" ({c.detail})" if c.detail else "")
+        for c in changes
+    ]
+    counts = {a: sum(c.action == a for c in changes) for a in ("create", "update", "delete")}
+    lines.append(
+        f"{counts['create']} to create, {counts['update']} to update, {counts['delete']} to delete"
+    )
+    return lines
+
+
+def _table_fits(rows: Sequence[tuple[str, ...]], width: int) -> bool:
+    """Whether a four-column table with these rows fits `width` without cutting a cell:
+    each column takes its widest cell plus rich's padding and borders (3 per column, +1)."""
+    headers = ("component", "type", "id", "state")
+    widest = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=False)]
+    return sum(widest) + 3 * len(widest) + 1 <= width

@@ -6,13 +6,17 @@ import functools
 import json
 import re
 import time
+from typing import Any
 
 import boto3
+import jsonschema
 
 from deployer.inventory import Owner
-from tests.deployer.conftest import REGION
+from tests.deployer.conftest import REGION, ROOT
 from tests.deployer.faults import bystanders, snapshot
 from tests.support.realism import Realism
+
+STATUS_SCHEMA = ROOT / "docs" / "status-schema.json"
 
 
 def calls(text: str) -> tuple[int, int]:
@@ -31,12 +35,18 @@ def listed_under(heading: str, text: str) -> list[str]:
     return rows
 
 
-def owned(cli) -> list[dict[str, str]]:  # type: ignore[no-untyped-def]
+def status_document(cli) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """`status --json`, checked against the documented schema (docs/status-schema.json)."""
     result = cli("status", "--json")
     assert result.code == 0, result.text
-    document = json.loads(result.out)
-    assert document["schema"] == 1 and document["env"] == "staging"
-    return list(document["resources"])
+    document: dict[str, Any] = json.loads(result.out)
+    jsonschema.validate(document, json.loads(STATUS_SCHEMA.read_text()))
+    assert document["schema"] == 2 and document["env"] == "staging"
+    return document
+
+
+def owned(cli) -> list[dict[str, str]]:  # type: ignore[no-untyped-def]
+    return list(status_document(cli)["resources"])
 
 
 def test_up_converges_then_changes_nothing(cli) -> None:  # type: ignore[no-untyped-def]
@@ -72,8 +82,14 @@ def test_up_converges_then_changes_nothing(cli) -> None:  # type: ignore[no-unty
             "ecs:task-definition",
         ]
     )
-    service = next(r for r in owned(cli) if r["type"] == "ecs:service")
-    assert service["state"] == "1/1 running, rollout COMPLETED"
+    document = status_document(cli)
+    service = next(r for r in document["resources"] if r["type"] == "ecs:service")
+    assert service["state"] == "ready" and service["detail"] == "1/1 running, rollout COMPLETED"
+    assert document["health"] == "healthy" and document["url"].startswith("https://")
+    running = document["service"]
+    assert (running["desired"], running["running"], running["rollout"]) == (1, 1, "COMPLETED")
+    assert running["image"].endswith(f"@{running['image_digest']}")
+    assert all(r["state"] == "ready" for r in document["resources"]), document
 
     second = cli("up", "--yes")
     assert second.code == 0 and "no changes" in second.text

@@ -331,7 +331,7 @@ def test_leak_audit_names_everything_ours_that_exists_and_nothing_else(mocked: N
     )
     found = fresh_inventory().leftovers(Aws(region=REGION), OURS)
     assert [(r.component, r.type, r.id) for r in found] == sorted(planted.values())
-    states = {r.type: r.state for r in found}
+    states = {r.type: r.detail for r in found}
     assert states["ec2:vpc"] == "available" and states["ec2:security-group"] == "exists"
     assert states["rds:db"] == "available" and states["rds:subgrp"] == "Complete"
     assert states["ecs:cluster"] == "ACTIVE" and states["ecs:service"] == "ACTIVE"
@@ -453,7 +453,7 @@ def test_leak_audit_confirms_each_hit_and_drops_what_is_gone(mocked: None) -> No
     aws = Aws(region=REGION, hooks=hooks)
     found = fresh_inventory().leftovers(aws, OURS)
     unknown_type = "unknown type: check it by hand"
-    assert [(r.component, r.type, r.id, r.state) for r in found] == [
+    assert [(r.component, r.type, r.id, r.detail) for r in found] == [
         ("?", "sqs:nnote-staging-queue", queue, unknown_type),
         ("extra", "lambda:function", "nnote-staging-hook", unknown_type),
         ("extra", "logs:log-group", "/nnote-live/*", "exists"),

@@ -92,8 +92,8 @@ def test_up_builds_pushes_then_skips_a_commit_already_pushed(  # type: ignore[no
     assert new_commit in registry.tags("nnote-staging")
     running = next(r for r in owned(cli) if r["type"] == "ecs:task-definition")
     assert running["id"] == "nnote-staging:2", "the code change shipped as a new revision"
-    assert running["state"].startswith(f"{registry.host}/nnote-staging@sha256:")
-    assert running["state"] != f"{registry.host}/nnote-staging@{digest}"
+    assert running["detail"].startswith(f"{registry.host}/nnote-staging@sha256:")
+    assert running["detail"] != f"{registry.host}/nnote-staging@{digest}"
 
     down = cli("down", "--yes", config=checkout / "deploy.toml", env=image_env)
     assert down.code == 0 and "leak audit: nothing left" in down.text
