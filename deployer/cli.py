@@ -415,9 +415,10 @@ def _confirm_down(run: Run, renderer: Renderer) -> bool:
     from deployer import pipeline
 
     existing = pipeline.status(run)
-    if not existing:
-        renderer.line(f"{run.config.app}/{run.config.env} owns nothing: nothing to delete")
-    renderer.resources(existing, "to be deleted", to_stderr=True)
+    if existing:
+        renderer.resources(existing, "to be deleted", to_stderr=True)
+    else:  # down still sweeps what dead runs left (lock leases) and audits for leftovers
+        renderer.line(f"{run.config.app}/{run.config.env} owns nothing that status lists")
     database = next((r for r in existing if r.type == "rds:db"), None)
     if database and not run.config.settings.db.final_snapshot:
         renderer.line(
@@ -477,15 +478,20 @@ def logs(
         bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
     ] = False,
 ) -> None:
-    """Print the service's log lines from CloudWatch."""
-    from deployer import service_logs
+    """Print the service's log lines from CloudWatch (Ctrl-C stops --follow)."""
+    from deployer import validation
 
     renderer = _renderer()
     with reported(renderer, verbose):
-        window = service_logs.parse_since(since)  # a bad value is answered before any AWS call
+        window = validation.parse_since(since)  # a bad value is answered before any AWS call
         run = _start(config, env, region, profile, renderer)
-        for line in service_logs.tail(run, window, follow):
-            renderer.result(line)
+        from deployer import service_logs
+
+        try:
+            for line in service_logs.tail(run, window, follow):
+                renderer.result(line)
+        except KeyboardInterrupt:  # how one stops following: not an error
+            return
 
 
 @app.command()
@@ -497,11 +503,11 @@ def unlock(
     verbose: VerboseOpt = False,
 ) -> None:
     """Break the environment's lock (after a run died while holding it)."""
-    from deployer.lock import Lock
-
     renderer = _renderer()
     with reported(renderer, verbose):
         run = _start(config, env, region, profile, renderer)
+        from deployer.lock import Lock
+
         lock = Lock(run.aws, run.owner)
         holder = lock.holder()
         if holder is None:
@@ -576,8 +582,12 @@ def bootstrap(
 def main() -> Any:
     """Run the CLI. A usage error (unknown option, bad value) exits 3, as deploy.toml errors
     do: click's 2 would read as "changes pending" to a `plan --detailed-exitcode` caller."""
-    # typer vendors click and exports none of its usage errors; tests pin the exit code.
-    from typer._click.exceptions import NoArgsIsHelpError, UsageError
+    # typer >= 0.29 vendors click and exports none of its usage errors; older typers use
+    # click itself. Tests pin the exit code.
+    try:
+        from typer._click.exceptions import NoArgsIsHelpError, UsageError
+    except ImportError:
+        from click.exceptions import NoArgsIsHelpError, UsageError  # type: ignore[assignment]
 
     from deployer.errors import ExitCode
 

@@ -80,5 +80,5 @@ def flat_outputs(outputs: Mapping[str, Mapping[str, object]]) -> dict[str, str]:
     return {
         name: str(outputs[step][key])
         for (step, key), name in published.items()
-        if step in outputs and key in outputs[step]
+        if outputs.get(step, {}).get(key) is not None  # a tag-only image has no digest
     }

@@ -27,14 +27,13 @@ if TYPE_CHECKING:  # annotations only: an error in deploy.toml is rendered befor
     from deployer.preflight import Check
     from deployer.steps.base import Change
 
-STATUS_SCHEMA_VERSION = 1
 PLAIN_REPEAT_SECONDS = 30.0
 
 
 class Renderer:
     def __init__(self, console: Console | None = None, out: Console | None = None) -> None:
         self.console = console or Console(stderr=True, highlight=False, soft_wrap=True)
-        self.out = out or Console(highlight=False, soft_wrap=True)
+        self.out = out or Console(highlight=False, soft_wrap=True, emoji=False)
         self.plain = not self.console.is_terminal
         self._started: dict[str, float] = {}
         self._notes: dict[str, str] = {}
@@ -52,8 +51,13 @@ class Renderer:
             self.console.print(escape(text), style=style or None)
 
     def result(self, text: str) -> None:
-        """One line of the command's result on stdout: never timestamped, never styled."""
-        self.out.print(text, markup=False, highlight=False, soft_wrap=True)
+        """One line of the command's result on stdout: never timestamped, never styled. Into
+        a pipe exactly as given (rich would turn tabs into spaces and `:ok:` into an emoji)."""
+        if self.out.is_terminal:
+            self.out.print(text, markup=False, highlight=False, soft_wrap=True, emoji=False)
+        else:
+            self.out.file.write(text + "\n")
+            self.out.file.flush()
 
     def header(self, account: str, region: str, app: str, env: str) -> None:
         self.line(f"account {account} · region {region} · {app}/{env}", "bold")
@@ -163,8 +167,9 @@ class Renderer:
         delete). On a terminal a table, but only if every id fits whole: an id cut to "vpc-0…"
         cannot be pasted into the console, so a narrow terminal gets one line per resource."""
         console = self.console if to_stderr else self.out
+        say = self.line if to_stderr else self.result
         if not resources:
-            console.print(f"{title}: none", markup=False, highlight=False)
+            say(f"{title}: none")
             return
         rows = [(r.component, r.type, r.id, r.detail) for r in resources]
         if console.is_terminal and _table_fits(rows, console.width):
@@ -177,9 +182,9 @@ class Renderer:
             return
         # The title says what the rows are: without it a CI log of `down` lists what it just
         # deleted with its last state ("available"), as if it were still there.
-        console.print(f"{title} ({len(resources)}):", markup=False, highlight=False)
+        say(f"{title} ({len(resources)}):")
         for row in rows:
-            console.print("\t".join(row), markup=False, highlight=False, soft_wrap=True)
+            say("\t".join(row))
 
     def status_json(self, document: dict[str, Any]) -> None:
         self.out.print_json(json.dumps(document), highlight=False)

@@ -31,13 +31,18 @@ _WORDS = {
         "pending_validation", "backing_up", "configuring_enhanced_monitoring", "rebooting",
         "renaming", "resetting_master_credentials", "starting", "upgrading", "maintenance",
         "storage_optimization", "configuring_log_exports", "moving_to_vpc", "updating",
+        "storage_initialization", "storage_config_upgrade", "configuring_iam_database_auth",
+        "converting_to_vpc", "copying",
     },
-    State.DELETING: {"deleting", "deprovisioning", "draining", "deleted", "detached"},
+    State.DELETING: {"deleting", "deprovisioning", "draining", "deleted", "delete_precheck"},
     State.STOPPED: {"stopped", "stopping", "disabled", "inactive"},
     State.FAILED: {
         "failed", "active_impaired", "incompatible_network", "incompatible_option_group",
         "incompatible_parameters", "incompatible_restore", "inaccessible_encryption_credentials",
         "storage_full", "expired", "revoked", "validation_timed_out", "insufficient_capacity",
+        "restore_error", "inaccessible_encryption_credentials_recoverable", "unavailable",
+        "failed_insufficient_capacity",
+        "detached",  # an internet gateway off its VPC: drift that breaks the app (up repairs it)
     },
 }  # fmt: skip
 _STATE_OF_WORD = {word: state for state, words in _WORDS.items() for word in words}
@@ -74,6 +79,8 @@ def _service_state(detail: str) -> State:
         return State.FAILED
     if desired == 0:
         return State.STOPPED
-    if rollout == "IN_PROGRESS" or running != desired:
+    if rollout == "IN_PROGRESS":
         return State.CHANGING
-    return State.READY
+    if running == 0:  # a finished rollout with nothing running: health "down"
+        return State.FAILED
+    return State.READY if running == desired else State.CHANGING

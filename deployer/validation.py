@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from deployer.errors import ConfigError
 
@@ -50,18 +51,31 @@ REGION_EXAMPLE = "eu-west-1"
 
 @functools.cache
 def known_regions() -> frozenset[str]:
-    """Every region of every partition in botocore's bundled endpoint data (endpoints.json),
-    read as a file: neither botocore nor boto3 is imported. Empty if it cannot be found."""
+    """Every region of every partition botocore ships data for, read as files: neither
+    botocore nor boto3 is imported. Empty if none can be found.
+
+    Both files: a new region (me-west-1, sa-west-1 in botocore 1.44) reaches partitions.json
+    before endpoints.json; the `aws-global`-like pseudo-regions are not places to deploy."""
     spec = importlib.util.find_spec("botocore")  # finds the package without importing it
+    regions: set[str] = set()
     for folder in (spec.submodule_search_locations or []) if spec else []:
-        for name in ("endpoints.json", "endpoints.json.gz"):
-            path = Path(folder) / "data" / name
-            if path.is_file():
-                raw = path.read_bytes()
-                data = json.loads(gzip.decompress(raw) if name.endswith(".gz") else raw)
-                partitions = data.get("partitions", [])
-                return frozenset(region for p in partitions for region in p.get("regions", {}))
-    return frozenset()
+        for name in ("endpoints.json", "partitions.json"):
+            data = _bundled_json(Path(folder) / "data" / name)
+            for partition in data.get("partitions", []):
+                regions.update(partition.get("regions", {}))
+    return frozenset(r for r in regions if not r.endswith("-global"))
+
+
+def _bundled_json(path: Path) -> dict[str, Any]:
+    """One of botocore's data files, plain or gzipped; {} if it is not there."""
+    for candidate in (path, path.with_name(path.name + ".gz")):
+        if candidate.is_file():
+            raw = candidate.read_bytes()
+            data: dict[str, Any] = json.loads(
+                gzip.decompress(raw) if candidate.suffix == ".gz" else raw
+            )
+            return data
+    return {}
 
 
 def region_problem(region: str) -> str | None:
@@ -150,7 +164,7 @@ _HOST = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:.]+\])"
 REGISTRY = re.compile(rf"{_HOST}(?::[0-9]+)?")
 _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[_.]|__|-+)[a-z0-9]+)*"
 REPOSITORY = re.compile(rf"{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*")
-TAG = re.compile(r"[\w][\w.-]{0,127}")
+TAG = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
 DIGEST = re.compile(r"sha256:[a-f0-9]{64}")
 NAME_MAX = 255  # the name (registry and path), and ECS's limit before the "@"
 IMAGE_SHAPE = "REGISTRY[:PORT]/REPOSITORY[:TAG][@sha256:DIGEST]"
@@ -251,3 +265,44 @@ def _digest_problem(text: str, digest: str) -> str:
         meant = text.replace(hexdigits, hexdigits.lower())
         return f"the digest must be lower-case; did you mean {meant}?"
     return f"the digest must be sha256: and 64 lower-case hex digits, not {len(hexdigits)}"
+
+
+# -- logs --since --------------------------------------------------------------------------
+
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# The unit words people write, by the unit they mean: "10min" is answered "did you mean 10m?".
+UNIT_WORDS = {
+    "s": ("s", "sec", "secs", "second", "seconds"),
+    "m": ("m", "min", "mins", "minute", "minutes"),
+    "h": ("h", "hr", "hrs", "hour", "hours"),
+    "d": ("d", "day", "days"),
+}
+# CloudWatch Logs keeps events 10 years at most (retention 3653 days); further back is no log
+# line, and a start before 1970 is an error FilterLogEvents answers.
+LONGEST_SECONDS = 3653 * 86400
+SINCE_HINT = "use a number and a unit: 30s, 10m, 2h or 1d"
+
+
+def parse_since(text: str) -> float:
+    """`--since`: seconds back, or ConfigError (exit 3); no AWS call."""
+    match = re.fullmatch(r"(\d+)([smhd])", text.strip())
+    if not match:
+        raise ConfigError(f"--since {text!r} is not a duration{_meant(text)}", hint=SINCE_HINT)
+    seconds = int(match.group(1)) * UNITS[match.group(2)]
+    if seconds > LONGEST_SECONDS:
+        raise ConfigError(
+            f"--since {text!r} is further back than CloudWatch Logs keeps anything (10 years)",
+            hint="use at most 3653d",
+        )
+    return seconds
+
+
+def _meant(text: str) -> str:
+    """`; did you mean 10m?` for a duration written another way (10min, 2 hours, 1D)."""
+    match = re.fullmatch(r"(\d+)\s*([A-Za-z]+)", text.strip())
+    if match:
+        word = match.group(2).lower()
+        for unit, words in UNIT_WORDS.items():
+            if word in words:
+                return f"; did you mean {int(match.group(1))}{unit}?"
+    return ""

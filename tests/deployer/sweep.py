@@ -124,7 +124,7 @@ def sweep(command: str, kind: str, endpoint: str) -> SweepResult:
 # covers every kind of resource the deployer makes): the next case then starts from it. Every
 # CONFIRM_EVERY-th case also runs the converging `up` and the `down` that prove such a state
 # deploys and deletes cleanly (each one, for `down` and `redeploy`, which need it anyway).
-CONFIRM_EVERY = 6
+CONFIRM_EVERY = 10
 
 
 def run_cases(command: str, kind: str, endpoint: str, cases: list[tuple[str, int]]) -> SweepResult:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from deployer import github
 from deployer.inventory import Resource
 from deployer.render import Renderer
 from deployer.resource_state import State, state_of
@@ -130,6 +131,23 @@ def table_output(width: int) -> str:
     return out.getvalue()
 
 
+def test_results_reach_a_pipe_exactly_as_given() -> None:
+    out = io.StringIO()
+    renderer = Renderer(console=Console(file=io.StringIO()), out=Console(file=out))
+    renderer.result("12:00:01 web GET /notes :ok: [b]200[/b]\tlast")  # a log line, verbatim
+    resources = [Resource("network", "ec2:vpc", "vpc-0abc", "available")]
+    renderer.resources(resources)
+    assert out.getvalue() == (
+        "12:00:01 web GET /notes :ok: [b]200[/b]\tlast\n"
+        "owned resources (1):\nnetwork\tec2:vpc\tvpc-0abc\tavailable\n"
+    )  # tabs kept for `cut -f3`, no emoji, no markup, no timestamp
+
+
+def test_github_outputs_leave_out_what_a_run_does_not_have() -> None:
+    outputs = github.flat_outputs({"image": {"digest": None}, "network": {"vpc_id": "vpc-1"}})
+    assert outputs == {"vpc_id": "vpc-1"}  # an image by tag has no digest: no "None"
+
+
 def test_the_table_never_cuts_an_id_or_drops_a_row() -> None:
     wide = table_output(200)
     assert "┃" in wide and LONG_ID in wide and "vpc-0123456789abcdef0" in wide
@@ -151,6 +169,11 @@ def test_the_table_never_cuts_an_id_or_drops_a_row() -> None:
         ("ecs:service", "1/1 running, rollout COMPLETED", State.READY),
         ("ecs:service", "1/2 running, rollout IN_PROGRESS", State.CHANGING),
         ("ecs:service", "0/1 running, rollout FAILED", State.FAILED),
+        ("ecs:service", "0/1 running, rollout COMPLETED", State.FAILED),  # as health says: down
+        ("ecs:service", "0/0 running, rollout COMPLETED", State.STOPPED),
+        ("ec2:internet-gateway", "detached", State.FAILED),
+        ("rds:db", "delete-precheck", State.DELETING),
+        ("rds:db", "storage-initialization", State.CHANGING),
         ("ecs:service", "ACTIVE", State.READY),  # as the leak audit sees it
         ("ecs:task-definition", "repo@sha256:ab", State.READY),
         ("ec2:vpc", "never-heard-of-it", State.UNKNOWN),

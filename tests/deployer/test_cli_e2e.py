@@ -40,7 +40,13 @@ def status_document(cli) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     result = cli("status", "--json")
     assert result.code == 0, result.text
     document: dict[str, Any] = json.loads(result.out)
-    jsonschema.validate(document, json.loads(STATUS_SCHEMA.read_text()))
+    schema = json.loads(STATUS_SCHEMA.read_text())
+    jsonschema.validate(document, schema)
+    # The schema lets readers expect more fields later; the document has exactly those listed.
+    assert set(document) == set(schema["properties"])
+    assert set(document["service"]) == set(schema["properties"]["service"]["properties"])
+    items = schema["properties"]["resources"]["items"]["properties"]
+    assert all(set(r) == set(items) for r in document["resources"])
     assert document["schema"] == 2 and document["env"] == "staging"
     return document
 

@@ -187,7 +187,9 @@ def test_only_regions_botocore_knows_are_taken(tmp_path: Path, region: str) -> N
 def test_the_known_regions_are_every_partitions_from_botocores_data() -> None:
     regions = known_regions()
     assert {"eu-west-1", "us-east-1", "ap-northeast-1", "us-gov-west-1", "cn-north-1"} <= regions
-    assert "eu-wst-1" not in regions
+    # Newer regions are in partitions.json before endpoints.json (botocore 1.44: both these).
+    assert {"me-west-1", "sa-west-1", "mx-central-1", "eusc-de-east-1"} <= regions
+    assert "eu-wst-1" not in regions and "aws-global" not in regions
 
 
 @pytest.mark.parametrize(

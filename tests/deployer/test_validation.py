@@ -285,16 +285,25 @@ def test_cli_logs_of_an_environment_never_deployed_exits_1(cli) -> None:  # type
 # -- before boto3 -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("image", [None, "127.0.0.1:5000/nnote-staging:v1"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["plan"],
+        ["plan", "--image", "127.0.0.1:5000/nnote-staging:v1"],
+        ["up"],
+        ["status"],
+        ["down"],
+        ["logs", "--since", "5m"],
+        ["unlock"],
+    ],
+)
 def test_cli_answers_a_config_error_before_importing_boto3(
-    tmp_path: Path, image: str | None
+    tmp_path: Path, command: list[str]
 ) -> None:
-    image_args = ["--image", image] if image else []
     script = f"""
 import sys
 sys.modules["boto3"] = None  # any import of boto3 now raises ImportError
-sys.argv = ["nnote-deploy", "plan", "--config", {str(CONFIG)!r}, "--region", "eu-wst-1",
-            *{image_args!r}]
+sys.argv = ["nnote-deploy", *{command!r}, "--config", {str(CONFIG)!r}, "--region", "eu-wst-1"]
 from deployer.cli import main
 main()
 """
