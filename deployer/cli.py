@@ -190,7 +190,6 @@ def up(
             raise typer.Exit(1)
         from deployer import github
 
-        calls = lambda: (run.aws.log.total, run.aws.log.mutating)  # noqa: E731
         try:
             with renderer.progress():
                 result = pipeline.up(
@@ -205,12 +204,12 @@ def up(
             github.write_summary(
                 f"nnote-deploy up: {run.config.env}",
                 f"failed: {error.message}",
-                calls(),
+                _calls(run),
                 changes=changes,
             )
             raise
         finally:
-            renderer.calls(*calls())
+            renderer.calls(*_calls(run))
         if result.changes:
             _timing_report(renderer, result)
         outputs = github.flat_outputs(result.outputs)
@@ -221,11 +220,16 @@ def up(
             f"nnote-deploy up: {run.config.env}",
             ("converged" if result.changes else "no changes")
             + (f": {result.url}" if result.url else ""),
-            calls(),
+            _calls(run),
             changes=result.changes,
             timings=result.timings,
         )
         _done(renderer, "up", result.url)
+
+
+def _calls(run: Run) -> tuple[int, int]:
+    """AWS calls so far, and how many of them changed something."""
+    return run.aws.log.total, run.aws.log.mutating
 
 
 def _done(renderer: Renderer, command: str, url: str | None) -> None:
@@ -278,13 +282,13 @@ def plan(
 
         changes = pipeline.plan(run, pipeline.deploy_steps(config.resolve().parent, image))
         renderer.changes(changes, result=True)
-        renderer.calls(run.aws.log.total, run.aws.log.mutating)
+        renderer.calls(*_calls(run))
         from deployer import github
 
         github.write_summary(
             f"nnote-deploy plan: {run.config.env}",
             f"{len(changes)} change(s) pending" if changes else "no changes",
-            (run.aws.log.total, run.aws.log.mutating),
+            _calls(run),
             changes=changes,
         )
     if detailed_exitcode and changes:
@@ -310,7 +314,7 @@ def verify(
         image_step = preflight.image_step(pipeline.deploy_steps(config.resolve().parent, image))
         checks = preflight.run_all(run, image_step)
         renderer.checks(checks)
-        renderer.calls(run.aws.log.total, run.aws.log.mutating)
+        renderer.calls(*_calls(run))
         failed = [c for c in checks if not c.ok]
         if failed:
             renderer.error(
@@ -344,14 +348,14 @@ def status(
         if as_json:
             renderer.status_json(status_report.document(run, url, resources))
         else:
-            service = status_report.service_summary(run.observed.get("service") or {})
+            service = status_report.service_summary(run)
             renderer.result(f"url: {url or '(none yet: run `nnote-deploy up`)'}")
             renderer.result(
                 f"health: {service['health']} ({service['running']}/{service['desired']} "
                 f"tasks running, revision {service['revision'] or '-'})"
             )
             renderer.resources(resources)
-        renderer.calls(run.aws.log.total, run.aws.log.mutating)
+        renderer.calls(*_calls(run))
 
 
 @app.command()
@@ -384,14 +388,13 @@ def down(
         renderer.resources(result.deleted, "deleted")
         if result.kept:
             renderer.resources(result.kept, "kept (db.final_snapshot)")
-        renderer.calls(run.aws.log.total, run.aws.log.mutating)
-        calls = (run.aws.log.total, run.aws.log.mutating)
+        renderer.calls(*_calls(run))
         title = f"nnote-deploy down: {run.config.env}"
         if result.leftovers:
             github.write_summary(
                 title,
                 f"{len(result.leftovers)} resource(s) left behind",
-                calls,
+                _calls(run),
                 resources=("still tagged and existing", result.leftovers),
             )
             renderer.resources(result.leftovers, "LEAK AUDIT: still tagged and existing")
@@ -403,7 +406,7 @@ def down(
         github.write_summary(
             title,
             f"deleted {len(result.deleted)} resource(s); leak audit: nothing left",
-            calls,
+            _calls(run),
             resources=("deleted", result.deleted),
             timings=result.timings,
         )
@@ -454,11 +457,11 @@ def redeploy(
         with renderer.progress():
             revision = pipeline.redeploy(run, renderer, lock_wait=lock_wait)
         url = pipeline.observed_url(run)
-        renderer.calls(run.aws.log.total, run.aws.log.mutating)
+        renderer.calls(*_calls(run))
         github.write_summary(
             f"nnote-deploy redeploy: {run.config.env}",
             f"revision {revision} is running" + (f": {url}" if url else ""),
-            (run.aws.log.total, run.aws.log.mutating),
+            _calls(run),
         )
         if url:
             github.write_outputs({"service_url": url})

@@ -71,16 +71,28 @@ def state_of(kind: str, detail: str) -> State:
 
 
 def _service_state(detail: str) -> State:
-    """From `status`'s "1/2 running, rollout IN_PROGRESS" (the leak audit says "ACTIVE")."""
+    """From `status`'s "1/2 running, rollout IN_PROGRESS" (the leak audit says "ACTIVE"):
+    the rollout first, then the service's health."""
     match = _SERVICE.fullmatch(detail)
     assert match
     running, desired, rollout = int(match[1]), int(match[2]), match[3].upper()
-    if rollout == "FAILED":
+    served = health(desired, running)
+    if rollout == "FAILED" or (served == "down" and rollout != "IN_PROGRESS"):
         return State.FAILED
-    if desired == 0:
+    if served == "stopped":
         return State.STOPPED
-    if rollout == "IN_PROGRESS":
+    if rollout == "IN_PROGRESS" or running != desired:
         return State.CHANGING
-    if running == 0:  # a finished rollout with nothing running: health "down"
-        return State.FAILED
-    return State.READY if running == desired else State.CHANGING
+    return State.READY
+
+
+def health(desired: int, running: int) -> str:
+    """A service's health, `status`'s first answer: healthy: every wanted task runs; degraded:
+    some do; down: none does; stopped: none is wanted. ECS stops and replaces a task that
+    fails the load balancer's health checks, so the running count is the tasks that serve (or
+    are in their start-up grace period)."""
+    if desired == 0:
+        return "stopped"
+    if running == 0:
+        return "down"
+    return "healthy" if running >= desired else "degraded"

@@ -10,14 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 from deployer.inventory import Resource
+from deployer.resource_state import health
 from deployer.steps.base import Run
-from deployer.steps.service import CONTAINER, ServiceStep
+from deployer.steps.service import ServiceStep, app_container, primary_deployment
 
 SCHEMA_VERSION = 2
 
 
 def document(run: Run, url: str | None, resources: list[Resource]) -> dict[str, Any]:
-    service = service_summary(run.observed.get(ServiceStep.name) or {})
+    service = service_summary(run)
     return {
         "schema": SCHEMA_VERSION,
         "app": run.config.app,
@@ -30,8 +31,10 @@ def document(run: Run, url: str | None, resources: list[Resource]) -> dict[str, 
     }
 
 
-def service_summary(observed: dict[str, Any]) -> dict[str, Any]:
-    """Counts, revision and image of the ECS service; health from its counts."""
+def service_summary(run: Run) -> dict[str, Any]:
+    """Counts, revision and image of the ECS service `status` observed; health from its
+    counts."""
+    observed = run.observed.get(ServiceStep.name) or {}
     service = observed.get("service")
     task = observed.get("task_definition") or {}
     if not service:
@@ -45,12 +48,8 @@ def service_summary(observed: dict[str, Any]) -> dict[str, Any]:
             "image": None,
             "image_digest": None,
         }
-    primary: dict[str, Any] = next(
-        (d for d in service.get("deployments", []) if d.get("status") == "PRIMARY"), {}
-    )
-    image = next(
-        (c["image"] for c in task.get("containerDefinitions", []) if c["name"] == CONTAINER), None
-    )
+    primary = primary_deployment(service)
+    image = app_container(task).get("image")
     desired, running = service.get("desiredCount", 0), service.get("runningCount", 0)
     return {
         "health": health(desired, running),
@@ -62,14 +61,3 @@ def service_summary(observed: dict[str, Any]) -> dict[str, Any]:
         "image": image,
         "image_digest": image.partition("@")[2] or None if image else None,
     }
-
-
-def health(desired: int, running: int) -> str:
-    """healthy: every wanted task runs; degraded: some do; down: none does; stopped: none is
-    wanted. ECS stops and replaces a task that fails the load balancer's health checks,
-    so the running count is the tasks that serve (or are in their start-up grace period)."""
-    if desired == 0:
-        return "stopped"
-    if running == 0:
-        return "down"
-    return "healthy" if running >= desired else "degraded"

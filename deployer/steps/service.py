@@ -113,14 +113,9 @@ class ServiceStep(Step):
         service = observed["service"]
         if service is None:
             return []
-        primary: dict[str, Any] = next(
-            (d for d in service.get("deployments", []) if d.get("status") == "PRIMARY"), {}
-        )
+        primary = primary_deployment(service)
         task = observed["task_definition"] or {}
-        image = next(
-            (c["image"] for c in task.get("containerDefinitions", []) if c["name"] == CONTAINER),
-            "?",
-        )
+        image = app_container(task).get("image", "?")
         return [
             Resource(
                 COMPONENT,
@@ -366,7 +361,7 @@ class ServiceStep(Step):
             lambda: self._delete_service(run),
             made=key_of(service["serviceArn"]),
         )
-        return _primary(service)
+        return primary_deployment(service)
 
     def _update_service(self, run: Run, service: dict[str, Any], arn: str) -> dict[str, Any] | None:
         """A new revision and, unless the autoscaler owns it, the desired count."""
@@ -385,7 +380,7 @@ class ServiceStep(Step):
             self._point_service(run, previous_arn, undo_count)
 
         run.journal.record(COMPONENT, f"updated service to revision {revision_of(arn)}", undo)
-        return _primary(updated) if previous_arn != arn else None
+        return primary_deployment(updated) if previous_arn != arn else None
 
     def _point_service(self, run: Run, arn: str, count: dict[str, Any]) -> dict[str, Any]:
         return dict(
@@ -414,7 +409,9 @@ class ServiceStep(Step):
             service=run.config.prefix,
             forceNewDeployment=True,
         )["service"]
-        self.watch(run, _primary(updated), _tag(service, LAST_GOOD) or service["taskDefinition"])
+        self.watch(
+            run, primary_deployment(updated), _tag(service, LAST_GOOD) or service["taskDefinition"]
+        )
         return str(service["taskDefinition"])
 
     # -- watching ---------------------------------------------------------------------------
@@ -571,9 +568,7 @@ def _differences(wanted: dict[str, Any], current: dict[str, Any] | None) -> list
     if current is None:
         return ["task definition"]
     changed = [key for key in COMPARED if str(wanted.get(key)) != str(current.get(key))]
-    have: dict[str, Any] = next(
-        (c for c in current.get("containerDefinitions", []) if c["name"] == CONTAINER), {}
-    )
+    have = app_container(current)
     want = wanted["containerDefinitions"][0]
     changed += [
         key for key in COMPARED_CONTAINER if _normal(want.get(key)) != _normal(have.get(key))
@@ -595,8 +590,14 @@ def _strip_defaults(value: Any) -> Any:
     return value
 
 
-def _primary(service: dict[str, Any]) -> dict[str, Any]:
-    return next(d for d in service.get("deployments", []) if d.get("status") == "PRIMARY")
+def primary_deployment(service: dict[str, Any]) -> dict[str, Any]:
+    """The service's PRIMARY deployment, the one ECS rolls out ({} if it lists none)."""
+    return next((d for d in service.get("deployments", []) if d.get("status") == "PRIMARY"), {})
+
+
+def app_container(task: dict[str, Any]) -> dict[str, Any]:
+    """The app's container definition in a task definition ({} if it has none)."""
+    return next((c for c in task.get("containerDefinitions", []) if c["name"] == CONTAINER), {})
 
 
 def _tag(service: dict[str, Any], key: str) -> str | None:
