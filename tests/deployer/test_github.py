@@ -39,7 +39,27 @@ def test_workflows_pass_actionlint() -> None:
         "deploy.yml",
         "destroy.yml",
         "aws-acceptance.yml",
+        "reliability.yml",
     }
+
+
+def test_the_checks_every_push_skips_run_nightly() -> None:
+    """The suite leaves the full sweep and the storm out (its time budget); they must still run
+    somewhere: the nightly workflow runs scripts/reliability, which selects them."""
+    nightly = load(ROOT / ".github/workflows/reliability.yml")
+    assert nightly[True]["schedule"], "a scheduled run"
+    steps = nightly["jobs"]["reliability"]["steps"]
+    assert any(step.get("run") == "scripts/reliability" for step in steps)
+    collected = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-m", ""]
+        + ["tests/deployer/test_sweep.py", "tests/deployer/test_storm.py"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    ).stdout
+    assert "test_full_fault_sweep_survives_everything" in collected
+    assert "test_up_and_down_converge_through_a_throttling_storm" in collected
+    assert '-m ""' in (ROOT / "scripts/reliability").read_text()
 
 
 def test_deploy_workflow_uses_oidc_and_one_run_per_environment() -> None:

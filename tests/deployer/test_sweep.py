@@ -1,6 +1,7 @@
 """The fault sweep: every mutating call of `up`, `down` and `redeploy` fails in turn, as a
 modeled ClientError, an HTTP 500 and a dropped connection (tests/deployer/sweep.py says how
-each case is judged). The full sweep is marked `reliability`; CI runs it with the rest."""
+each case is judged). The full sweep is marked `reliability`: scripts/reliability and the
+nightly workflow run it; every suite run has the sample."""
 
 from __future__ import annotations
 
