@@ -13,9 +13,14 @@ WORKDIR /src
 RUN python3 -m venv /venv
 # The app extra's locked dependencies, and nothing of the deployer's: requirements.txt is
 # `uv export --frozen --no-dev --no-emit-project --extra app` (tests/test_packaging.py checks).
+# Then the venv's own pip and setuptools go: the app runs neither (neither is in
+# requirements.txt), they were 25 of the venv's 62 MB, and setuptools' .pth file made every
+# interpreter start import its distutils shim.
 COPY requirements.txt ./
 RUN /venv/bin/pip install --no-cache-dir --disable-pip-version-check --require-hashes \
-        ${PIP_INSTALL_ARGS} -r requirements.txt
+        ${PIP_INSTALL_ARGS} -r requirements.txt \
+    && /venv/bin/python -m pip uninstall --yes --quiet --disable-pip-version-check \
+        pip setuptools
 
 FROM ${BASE_IMAGE}
 ENV PATH=/venv/bin:$PATH \

@@ -15,8 +15,10 @@ workers = int(os.environ.get("WEB_CONCURRENCY", min(2 * (os.cpu_count() or 1), 8
 # the throughput in some runs).
 worker_class = "sync"
 timeout = 30
-# SIGTERM lets in-flight requests finish within this window (ECS waits 30 s before SIGKILL).
-graceful_timeout = 20
+# SIGTERM lets in-flight requests finish within this window, inside the task's stop timeout
+# (deploy.toml's service.rollout.stop_timeout_seconds, 10 by default, before SIGKILL). The
+# load balancer has drained the task before ECS stops it, so usually nothing is in flight.
+graceful_timeout = 8
 accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info")

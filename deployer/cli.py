@@ -37,6 +37,10 @@ VerboseOpt = Annotated[
     bool, typer.Option("--verbose", "-v", help="Tracebacks and AWS request ids.")
 ]
 LockWaitOpt = Annotated[float, typer.Option("--lock-wait", help="Seconds to wait for the lock.")]
+JsonOpt = Annotated[
+    bool,
+    typer.Option("--json", help="Print the outcome, timeline and failures as JSON on stdout."),
+]
 ImageOpt = Annotated[
     str | None,
     typer.Option(
@@ -168,6 +172,7 @@ def up(
     no_rollback: Annotated[
         bool, typer.Option("--no-rollback", help="Keep partial work on failure.")
     ] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Create or converge the environment. A second run changes nothing."""
 
@@ -201,17 +206,20 @@ def up(
                     steps=steps,
                 )
         except DeployError as error:
+            _rollout_report(renderer, run, as_json, "up", None, error)
             github.write_summary(
                 f"nnote-deploy up: {run.config.env}",
                 f"failed: {error.message}",
                 _calls(run),
                 changes=changes,
+                rollout=_rollout_json(run),
             )
             raise
         finally:
             renderer.calls(*_calls(run))
         if result.changes:
             _timing_report(renderer, result)
+        _rollout_report(renderer, run, as_json, "up", result.url)
         outputs = github.flat_outputs(result.outputs)
         if result.url:
             outputs["service_url"] = result.url
@@ -223,8 +231,9 @@ def up(
             _calls(run),
             changes=result.changes,
             timings=result.timings,
+            rollout=_rollout_json(run),
         )
-        _done(renderer, "up", result.url)
+        _done(renderer, "up", None if as_json else result.url)
 
 
 def _calls(run: Run) -> tuple[int, int]:
@@ -237,6 +246,50 @@ def _done(renderer: Renderer, command: str, url: str | None) -> None:
     renderer.line(f"{command}: done", "bold green")
     if url:
         renderer.result(url)
+
+
+def _rollout_json(run: Run) -> dict[str, Any] | None:
+    verdict = run.rollout
+    if verdict is None:
+        phases = run.timeline.as_json()
+        return {"timeline": phases, "failures": []} if phases else None
+    return dict(verdict.as_json())
+
+
+def _rollout_report(
+    renderer: Renderer,
+    run: Run,
+    as_json: bool,
+    command: str,
+    url: str | None,
+    error: Exception | None = None,
+) -> None:
+    """Why the rollout's tasks failed and its timeline (stderr); with --json, the whole
+    outcome as one JSON document on stdout, failed or not."""
+    verdict = run.rollout
+    if verdict is not None:
+        renderer.failures(verdict.failures)
+    renderer.timeline(run.timeline.phases())
+    if not as_json:
+        return
+    import json
+
+    document: dict[str, Any] = {
+        "schema": 1,
+        "command": command,
+        "env": run.config.env,
+        "url": url,
+        "outcome": "failed" if error else "completed" if verdict else "unchanged",
+        "error": getattr(error, "message", None) if error else None,
+        "revision": None,
+        "serving_revision": None,
+        "why": None,
+        "timeline": run.timeline.as_json(),
+        "failures": [],
+    }
+    if verdict is not None:
+        document.update({k: v for k, v in verdict.as_json().items() if k != "outcome"})
+    renderer.result(json.dumps(document))
 
 
 def _confirmed(ask: Callable[[], bool]) -> bool:
@@ -446,27 +499,108 @@ def redeploy(
     profile: ProfileOpt = None,
     verbose: VerboseOpt = False,
     lock_wait: LockWaitOpt = 0,
+    as_json: JsonOpt = False,
 ) -> None:
     """Force a new deployment of the running revision and watch it (rolls back on failure)."""
 
+    from deployer import pipeline
+
+    _watched(
+        "redeploy",
+        (config, env, region, profile, verbose, as_json),
+        lambda run, events: pipeline.redeploy(run, events, lock_wait=lock_wait),
+    )
+
+
+@app.command()
+def rollback(
+    config: ConfigOpt = Path("deploy.toml"),
+    env: EnvOpt = "staging",
+    region: RegionOpt = None,
+    profile: ProfileOpt = None,
+    verbose: VerboseOpt = False,
+    lock_wait: LockWaitOpt = 0,
+    to: Annotated[
+        int | None,
+        typer.Option("--to", help="The release (revision) to go back to; default: the one before."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Redeploy a recorded release (see `releases`), watched like any rollout."""
+
+    from deployer import pipeline
+
+    _watched(
+        "rollback",
+        (config, env, region, profile, verbose, as_json),
+        lambda run, events: pipeline.rollback(run, events, to, lock_wait=lock_wait),
+    )
+
+
+def _watched(
+    command: str,
+    options: tuple[Path, str, str | None, str | None, bool, bool],
+    action: Callable[[Run, Renderer], str],
+) -> None:
+    """A command whose work is one watched rollout, reported as `up` reports its rollout:
+    failures and timeline on stderr, the outcome (`--json`) or the URL on stdout."""
+    config, env, region, profile, verbose, as_json = options
     renderer = _renderer()
     with reported(renderer, verbose):
         run = _start(config, env, region, profile, renderer)
         from deployer import github, pipeline
+        from deployer.errors import DeployError
 
-        with renderer.progress():
-            revision = pipeline.redeploy(run, renderer, lock_wait=lock_wait)
+        title = f"nnote-deploy {command}: {run.config.env}"
+        try:
+            with renderer.progress():
+                revision = action(run, renderer)
+        except DeployError as error:
+            _rollout_report(renderer, run, as_json, command, None, error)
+            github.write_summary(
+                title, f"failed: {error.message}", _calls(run), rollout=_rollout_json(run)
+            )
+            raise
+        finally:
+            renderer.calls(*_calls(run))
         url = pipeline.observed_url(run)
-        renderer.calls(*_calls(run))
+        _rollout_report(renderer, run, as_json, command, url)
+        outcome = f"revision {revision} is serving"
         github.write_summary(
-            f"nnote-deploy redeploy: {run.config.env}",
-            f"revision {revision} is running" + (f": {url}" if url else ""),
-            _calls(run),
+            title, outcome + (f": {url}" if url else ""), _calls(run), rollout=_rollout_json(run)
         )
         if url:
             github.write_outputs({"service_url": url})
-        renderer.line(f"redeploy: revision {revision} is running")
-        _done(renderer, "redeploy", url)
+        renderer.line(f"{command}: {outcome}")
+        _done(renderer, command, None if as_json else url)
+
+
+@app.command()
+def releases(
+    config: ConfigOpt = Path("deploy.toml"),
+    env: EnvOpt = "staging",
+    region: RegionOpt = None,
+    profile: ProfileOpt = None,
+    verbose: VerboseOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the recorded releases, newest first; * marks the one serving. Read-only."""
+
+    renderer = _renderer()
+    with reported(renderer, verbose):
+        run = _start(config, env, region, profile, renderer)
+        from deployer import pipeline
+
+        found = pipeline.releases(run)
+        if as_json:
+            import json
+
+            renderer.result(json.dumps({"schema": 1, "releases": [r.as_json() for r in found]}))
+        elif found:
+            renderer.releases(found)
+        else:
+            renderer.line("no releases recorded yet: `nnote-deploy up` records one per rollout")
+        renderer.calls(*_calls(run))
 
 
 @app.command()

@@ -143,6 +143,46 @@ class AutoscalingSettings(Section):
         return self
 
 
+class RolloutSettings(Section):
+    """How fast a new revision replaces the old one, and when it is judged failed. Defaults
+    follow AWS's guidance for fast ECS deployments; every bound is the API's own."""
+
+    # The load balancer asks /readyz every 5 s (the API's minimum); a new target serves after
+    # one passing check, a serving one is pulled after 2 failures (10 s).
+    health_check_interval_seconds: int = Field(5, ge=5, le=300)
+    health_check_timeout_seconds: int = Field(4, ge=2, le=120)
+    healthy_threshold: int = Field(2, ge=2, le=10)
+    unhealthy_threshold: int = Field(2, ge=2, le=10)
+    # The app's requests take milliseconds (gunicorn's own limit is 30 s): 5 s drains them.
+    deregistration_delay_seconds: int = Field(5, ge=0, le=3600)
+    # ECS ignores failing load-balancer checks this long after a task starts (the app
+    # migrates its schema first). It never delays a healthy task.
+    grace_period_seconds: int = Field(30, ge=0, le=2147483647)
+    # SIGTERM to SIGKILL. Targets are drained before ECS stops a task, so gunicorn has
+    # nothing in flight and exits at once; Fargate allows 120 at most.
+    stop_timeout_seconds: int = Field(10, ge=2, le=120)
+    # Start the new tasks beside the old ones (200%) and keep full capacity serving (100%).
+    minimum_healthy_percent: int = Field(100, ge=0, le=100)
+    maximum_percent: int = Field(200, ge=100, le=400)
+    # Judge a revision failed after this many of its tasks failed; unset is ECS's own
+    # circuit-breaker threshold: half the desired count, at least 3, at most 200.
+    fail_after_failed_tasks: int | None = Field(None, ge=1, le=200)
+    # CloudWatch alarms on the target group that make ECS roll a revision back when it starts
+    # but serves errors or is slow (deploymentConfiguration.alarms); $0.10 a month each.
+    alarms: bool = False
+    alarm_5xx_percent: float = Field(1.0, gt=0, le=100)
+    alarm_p95_seconds: float = Field(1.0, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _timeout_below_interval(self) -> RolloutSettings:
+        if self.health_check_timeout_seconds >= self.health_check_interval_seconds:
+            raise ValueError(
+                "health_check_timeout_seconds must be less than health_check_interval_seconds "
+                "(an Elastic Load Balancing rule)"
+            )
+        return self
+
+
 class ServiceSettings(Section):
     cpu: Literal[256, 512, 1024, 2048, 4096, 8192, 16384] = 256
     memory_mb: int = Field(512, ge=512, le=122880)
@@ -160,6 +200,7 @@ class ServiceSettings(Section):
     )
     certificate_timeout_seconds: int = Field(1800, ge=60, le=72 * 3600)
     rollout_timeout_seconds: int = Field(900, ge=60, le=7200)
+    rollout: RolloutSettings = RolloutSettings()  # type: ignore[call-arg]
     autoscaling: AutoscalingSettings | None = None
 
     @model_validator(mode="after")

@@ -9,6 +9,7 @@ import os
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from deployer.inventory import Resource
 from deployer.steps.base import Change
@@ -36,6 +37,7 @@ def write_summary(
     changes: list[Change] | None = None,
     timings: Mapping[str, float] | None = None,
     resources: tuple[str, list[Resource]] | None = None,
+    rollout: Mapping[str, Any] | None = None,
 ) -> None:
     """Append a Markdown report of what happened to $GITHUB_STEP_SUMMARY, if it is set:
     the outcome, then the changes (None: the command does not plan), the step timings and a
@@ -59,12 +61,34 @@ def write_summary(
         lines += ["", f"**{heading}** ({len(listed)})", ""]
         lines += ["| component | type | id |", "| --- | --- | --- |"]
         lines += [f"| {r.component} | {r.type} | {r.id} |" for r in listed]
+    if rollout:
+        lines += _rollout_lines(rollout)
     if timings:
         lines += ["", "| step | seconds |", "| --- | ---: |"]
         lines += [f"| {step} | {seconds:.1f} |" for step, seconds in timings.items()]
     lines += ["", f"AWS API calls: {calls[0]} ({calls[1]} mutating)", ""]
     with Path(path).open("a", encoding="utf-8") as out:
         out.write("\n".join(lines))
+
+
+def _rollout_lines(rollout: Mapping[str, Any]) -> list[str]:
+    """The rollout's timeline and, when its tasks failed, why (a verdict's `as_json`)."""
+    lines = [
+        "",
+        "**Rollout timeline**",
+        "",
+        "| phase | seconds | ended (UTC) |",
+        "| --- | ---: | --- |",
+    ]
+    lines += [
+        f"| {p['phase']} | {p['seconds']:.1f} | {p['ended'][11:19]} |" for p in rollout["timeline"]
+    ]
+    for failure in rollout.get("failures", []):
+        lines += ["", f"**Task {failure['task']} failed:** {failure['explanation']}", ""]
+        lines += [f"ECS: {failure['stopped_reason']}", "", f"Hint: {failure['hint']}"]
+        if failure["log_tail"]:
+            lines += ["", "```", *failure["log_tail"], "```"]
+    return lines
 
 
 def flat_outputs(outputs: Mapping[str, Mapping[str, object]]) -> dict[str, str]:

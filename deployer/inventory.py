@@ -392,6 +392,13 @@ CONFIRMERS: dict[str, Confirmer] = {
         lambda answer: str(answer["Certificate"].get("Status", "exists")),
     ),
     "cloudfront:distribution": _distribution,
+    "cloudwatch:alarm": _described(
+        "cloudwatch",
+        "describe_alarms",
+        (),
+        lambda ident, _arn: {"AlarmNames": [ident]},
+        _first("MetricAlarms", "StateValue"),
+    ),
     "elasticloadbalancing:listener": _described(
         "elbv2",
         "describe_listeners",

@@ -26,6 +26,7 @@ from deployer.errors import DeployError, ExitCode, Interrupted
 from deployer.inventory import Resource
 from deployer.journal import Entry, RollbackReport
 from deployer.lock import Lock
+from deployer.rollout.releases import Release, list_releases
 from deployer.steps.base import RETIRE_ORDER, Change, Observed, Refusal, Run, Step
 from deployer.steps.certificate import CertificateStep
 from deployer.steps.database import DatabaseStep
@@ -424,12 +425,53 @@ def _released(lock: Lock, events: Events) -> Iterator[None]:
 
 def redeploy(run: Run, events: Events, *, lock_wait: float = 0) -> str:
     """Force a new deployment of the current revision, watched; returns its revision."""
+    return _service_action(run, events, lock_wait, lambda: ServiceStep().redeploy(run))
+
+
+def rollback(run: Run, events: Events, to: int | None, *, lock_wait: float = 0) -> str:
+    """Put the service back on a recorded release (default: the one before the serving one),
+    watched; returns its revision."""
+
+    def roll_back() -> str:
+        return ServiceStep().roll_back_to(run, _release_to_roll_back_to(run, to).arn)
+
+    return _service_action(run, events, lock_wait, roll_back)
+
+
+def releases(run: Run) -> list[Release]:
+    """The recorded releases, newest first, the serving one marked."""
+    service = ServiceStep().observe(run)["service"]
+    return list_releases(run, service["taskDefinition"] if service else None)
+
+
+def _release_to_roll_back_to(run: Run, to: int | None) -> Release:
+    found = releases(run)
+    if not found:
+        raise DeployError(
+            "no releases recorded to roll back to", "`nnote-deploy up` records one per rollout"
+        )
+    if to is not None:
+        chosen = next((r for r in found if r.revision == to), None)
+        if chosen is None:
+            known = ", ".join(str(r.revision) for r in found)
+            raise DeployError(f"revision {to} is not a recorded release", f"choose one of: {known}")
+        return chosen
+    serving = next((i for i, r in enumerate(found) if r.serving), None)
+    older = found[serving + 1 :] if serving is not None else found
+    if not older:
+        raise DeployError(
+            "no earlier release to roll back to", "`nnote-deploy releases` lists them"
+        )
+    return older[0]
+
+
+def _service_action(run: Run, events: Events, lock_wait: float, action: Callable[[], str]) -> str:
     lock = _take_lock(run, events, lock_wait)
     with _released(lock, events):
         events.step_started("service")
         started = time.monotonic()
         try:
-            arn = ServiceStep().redeploy(run)
+            arn = action()
         except DeployError as error:
             events.step_failed("service", time.monotonic() - started, error.message)
             raise

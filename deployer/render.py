@@ -25,6 +25,9 @@ if TYPE_CHECKING:  # annotations only: an error in deploy.toml is rendered befor
     from deployer.inventory import Resource
     from deployer.journal import Entry
     from deployer.preflight import Check
+    from deployer.rollout.failures import TaskFailure
+    from deployer.rollout.releases import Release
+    from deployer.rollout.timeline import Phase
     from deployer.steps.base import Change
 
 PLAIN_REPEAT_SECONDS = 30.0
@@ -202,6 +205,53 @@ class Renderer:
             mark = "[green]✓[/]" if c.ok else "[red]✗[/]"
             table.add_row(mark, escape(c.name), escape(c.detail), escape("" if c.ok else c.fix))
         self.out.print(table)
+
+    def timeline(self, phases: Sequence[Phase]) -> None:
+        """The rollout's phases with their durations and when each ended (stderr)."""
+        if not phases:
+            return
+        origin = phases[0].started
+        self.line("timeline:", "bold")
+        for phase in phases:
+            self.line(
+                f"  {phase.name:<13}{phase.seconds:7.1f}s   done at +{phase.ended - origin:.1f}s"
+            )
+        self.line(f"  {'total':<13}{phases[-1].ended - origin:7.1f}s", "bold")
+
+    def failures(self, failures: Sequence[TaskFailure]) -> None:
+        """Each distinct way the rollout's tasks failed, with the task's last log lines."""
+        for failure in failures:
+            self.line(
+                f"task {failure.task_id} (revision {failure.revision}): {failure.sentence}",
+                "bold red",
+            )
+            exit_code = "" if failure.exit_code is None else f"; exit code {failure.exit_code}"
+            self.line(f"  ECS: {failure.stopped_reason}{exit_code}", "red")
+            self.line(f"  hint: {failure.hint}", "yellow")
+            if failure.log_tail:
+                self.line(f"  its last {len(failure.log_tail)} log line(s):", "red")
+                for text in failure.log_tail:
+                    self.line(f"    | {text}", "dim")
+            else:
+                self.line("  it logged nothing (it never started)", "red")
+
+    def releases(self, found: Sequence[Release]) -> None:
+        """`releases`: newest first, the serving one marked (stdout, tab-separated)."""
+        for release in found:
+            seconds = "" if release.seconds is None else f"{release.seconds:.0f}s"
+            mark = "*" if release.serving else " "
+            self.result(
+                "\t".join(
+                    (
+                        f"{mark} {release.revision}",
+                        release.at,
+                        release.commit,
+                        release.image[:19],
+                        seconds,
+                        release.by,
+                    )
+                )
+            )
 
     def calls(self, total: int, mutating: int) -> None:
         self.line(f"AWS API calls: {total} ({mutating} mutating)", "dim")

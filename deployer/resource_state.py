@@ -57,6 +57,7 @@ _DESCRIPTIVE = {
     "elbv2:listener-rule",
     "elbv2:targetgroup",
     "logs:log-group",
+    "cloudwatch:alarm",  # OK / ALARM is the metric's state; the alarm itself is in place
 }
 
 _SERVICE = re.compile(r"(\d+)/(\d+) running, rollout (\S+)")

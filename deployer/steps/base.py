@@ -14,6 +14,7 @@ from deployer.config import DeployConfig
 from deployer.errors import DeployError, Interrupted
 from deployer.inventory import Owner, Resource
 from deployer.journal import RunJournal
+from deployer.rollout.timeline import Timeline
 
 
 class Progress(Protocol):
@@ -47,6 +48,10 @@ class Run:
     observed: dict[str, Observed] = field(default_factory=dict)
     # What `up` removes only once every step has succeeded (see Retirement).
     retirements: list[Retirement] = field(default_factory=list)
+    # This run's phases (build, push, register, then the rollout's), as they become known.
+    timeline: Timeline = field(default_factory=Timeline)
+    # The watched rollout's verdict (deployer.rollout.watch.Verdict), once there is one.
+    rollout: Any = None
 
     def retire(self, component: str, description: str, action: Callable[[], Any]) -> None:
         self.retirements.append(Retirement(component, description, action))
@@ -77,7 +82,7 @@ class Retirement:
 
 
 # The order retirements run in: what serves viewers first, what it stood on last.
-RETIRE_ORDER = ("endpoint", "loadbalancer", "network", "certificate")
+RETIRE_ORDER = ("service", "endpoint", "loadbalancer", "network", "certificate")
 
 Observed = dict[str, Any]
 Outputs = dict[str, Any]

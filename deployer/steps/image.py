@@ -24,6 +24,7 @@ import base64
 import json
 import os
 import subprocess
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -221,17 +222,21 @@ class ImageStep(Step):
 
     def _build_and_push(self, run: Run, repository: str, version: str) -> str:
         run.note(COMPONENT, f"building {repository}:{version}")
+        started = time.time()
         image_id = self.build(
             f"{repository}:{version}",
             build_args(run),
             lambda line: run.note(COMPONENT, line[:100]),
         )
+        run.timeline.span("build", started, time.time())
         run.check_cancelled()
         self.engine.tag(image_id, repository, "latest")
         credentials = self.credentials(run)
         run.note(COMPONENT, f"pushing {repository}:{version}")
+        started = time.time()
         digest = self.engine.push(repository, version, credentials)
         self.engine.push(repository, "latest", credentials)
+        run.timeline.span("push", started, time.time())
         run.journal.record(
             COMPONENT, f"pushed {repository}:{version}", lambda: self._untag(run, version)
         )

@@ -42,8 +42,7 @@ REDIRECT = {
     "Type": "redirect",
     "RedirectConfig": {"Protocol": "HTTPS", "Port": "443", "StatusCode": "HTTP_301"},
 }
-# Short: a deploy waits this long for old tasks to drain.
-DEREGISTRATION_DELAY = "30"
+DELAY_ATTRIBUTE = "deregistration_delay.timeout_seconds"
 
 
 def _elb(run: Run, operation: str, **params: Any) -> Any:
@@ -79,6 +78,7 @@ class LoadBalancerStep(Step):
             "tg": tg,
             "listeners": by_port,
             "origin_rule": _origin_rule(run, by_port[80]) if 80 in by_port else None,
+            "delay": _delay(run, tg["TargetGroupArn"]) if tg else None,
         }
 
     def resources(self, observed: Observed) -> list[Resource]:
@@ -127,16 +127,11 @@ class LoadBalancerStep(Step):
             changes.append(
                 Change(COMPONENT, "create", "elbv2:targetgroup", name, f"health check {path}")
             )
-        elif observed["tg"].get("HealthCheckPath") != path:
-            changes.append(
-                Change(
-                    COMPONENT,
-                    "update",
-                    "elbv2:targetgroup",
-                    name,
-                    f"health check {observed['tg'].get('HealthCheckPath')} -> {path}",
-                )
-            )
+        else:
+            changes += [
+                Change(COMPONENT, "update", "elbv2:targetgroup", name, f"{key} {old} -> {new}")
+                for key, old, new in _health_check_changes(run, observed)
+            ]
         certificate = usable_certificate(run.observed.get("certificate"))
         wanted = wanted_listeners(run, tg_arn=None, certificate_arn=certificate)
         for port in sorted(wanted.keys() | observed["listeners"].keys()):
@@ -165,7 +160,7 @@ class LoadBalancerStep(Step):
         observed = self.observe(run)
         lb = observed["lb"] or self._create_lb(run, network)
         tg = observed["tg"] or self._create_tg(run, network["vpc_id"])
-        self._converge_health_check(run, tg)
+        self._converge_health_check(run, tg, observed.get("delay"))
         certificate = inputs.get("certificate", {}).get("certificate_arn")
         wanted = wanted_listeners(run, tg["TargetGroupArn"], certificate)
         listeners = dict(observed["listeners"])
@@ -228,10 +223,7 @@ class LoadBalancerStep(Step):
             Port=service.container_port,
             VpcId=vpc_id,
             TargetType="ip",
-            HealthCheckPath=service.health_check_path,
-            HealthCheckIntervalSeconds=15,
-            HealthyThresholdCount=2,
-            UnhealthyThresholdCount=3,
+            **health_check(run),
             Matcher={"HttpCode": "200"},
             Tags=run.owner.tags(COMPONENT),
         )["TargetGroups"][0]
@@ -246,22 +238,39 @@ class LoadBalancerStep(Step):
             run,
             "modify_target_group_attributes",
             TargetGroupArn=arn,
-            Attributes=[
-                {"Key": "deregistration_delay.timeout_seconds", "Value": DEREGISTRATION_DELAY}
-            ],
+            Attributes=[{"Key": DELAY_ATTRIBUTE, "Value": _wanted_delay(run)}],
         )
-        return dict(tg)
+        return {**tg, "created": True}
 
-    def _converge_health_check(self, run: Run, tg: dict[str, Any]) -> None:
-        path, old = run.config.settings.service.health_check_path, tg.get("HealthCheckPath")
-        if old == path:
+    def _converge_health_check(self, run: Run, tg: dict[str, Any], delay: str | None) -> None:
+        """The health check and deregistration delay deploy.toml asks for (a target group made
+        by this run has them already)."""
+        if tg.get("created"):
             return
-        arn = tg["TargetGroupArn"]
-        _elb(run, "modify_target_group", TargetGroupArn=arn, HealthCheckPath=path)
-        run.journal.record(
-            COMPONENT,
-            f"changed health check path to {path}",
-            lambda: _elb(run, "modify_target_group", TargetGroupArn=arn, HealthCheckPath=old),
+        arn, wanted = tg["TargetGroupArn"], health_check(run)
+        before = {key: tg.get(key) for key in wanted}
+        if before != wanted:
+            _elb(run, "modify_target_group", TargetGroupArn=arn, **wanted)
+            run.journal.record(
+                COMPONENT,
+                "changed the target group's health check",
+                lambda: _elb(run, "modify_target_group", TargetGroupArn=arn, **before),
+            )
+        if delay is not None and delay != _wanted_delay(run):
+            self._set_delay(run, arn, _wanted_delay(run))
+            run.journal.record(
+                COMPONENT,
+                f"changed the deregistration delay to {_wanted_delay(run)}s",
+                lambda: self._set_delay(run, arn, delay),
+            )
+
+    @staticmethod
+    def _set_delay(run: Run, arn: str, seconds: str) -> None:
+        _elb(
+            run,
+            "modify_target_group_attributes",
+            TargetGroupArn=arn,
+            Attributes=[{"Key": DELAY_ATTRIBUTE, "Value": seconds}],
         )
 
     def _create_listener(
@@ -446,3 +455,38 @@ def secret_of(rule: dict[str, Any]) -> str | None:
             values = header.get("Values") or []
             return str(values[0]) if values else None
     return None
+
+
+def health_check(run: Run) -> dict[str, Any]:
+    """The target group's health check: the path, and deploy.toml's [service.rollout] timing."""
+    service = run.config.settings.service
+    rollout = service.rollout
+    return {
+        "HealthCheckPath": service.health_check_path,
+        "HealthCheckIntervalSeconds": rollout.health_check_interval_seconds,
+        "HealthCheckTimeoutSeconds": rollout.health_check_timeout_seconds,
+        "HealthyThresholdCount": rollout.healthy_threshold,
+        "UnhealthyThresholdCount": rollout.unhealthy_threshold,
+    }
+
+
+def _wanted_delay(run: Run) -> str:
+    return str(run.config.settings.service.rollout.deregistration_delay_seconds)
+
+
+def _delay(run: Run, arn: str) -> str | None:
+    attributes = _elb(run, "describe_target_group_attributes", TargetGroupArn=arn)["Attributes"]
+    return next((a["Value"] for a in attributes if a["Key"] == DELAY_ATTRIBUTE), None)
+
+
+def _health_check_changes(run: Run, observed: Observed) -> list[tuple[str, Any, Any]]:
+    """(what, was, will be) for each health-check setting and the delay that would change."""
+    tg = observed["tg"]
+    changes = [
+        (key, tg.get(key), value)
+        for key, value in health_check(run).items()
+        if tg.get(key) != value
+    ]
+    if observed.get("delay") is not None and observed["delay"] != _wanted_delay(run):
+        changes.append(("deregistration delay", observed["delay"], _wanted_delay(run)))
+    return changes

@@ -1,13 +1,14 @@
 """service: the task definition and the ECS Fargate service behind the load balancer, and the
-watched rollout.
+rollout it goes through.
 
 A new image or changed settings register a new task definition revision and update the
-service; then `up` watches *that* deployment's rolloutState (not the ServicesStable waiter,
-which reports success after a circuit-breaker rollback) until COMPLETED, FAILED or the
-timeout. The last revision that completed is recorded in the service's `nnote:last-good` tag
-and is never guessed as "revision minus one"; on FAILED or timeout the service is put back on
-it. The database schema is migrated by the container's entry point before gunicorn serves, so
-a revision whose migration fails never passes its health check and is rolled back this way.
+service; then `up` watches *that* deployment (deployer.rollout.watch) until it completes,
+fails, or times out. A completed rollout records a release on its revision's tags and the
+service's `nnote:last-good` tag; a failed one puts the service back on the last good revision
+(never guessed as "revision minus one"), unless ECS's circuit breaker already did, and is
+reported as a failure either way. The database schema is migrated by the container's entry
+point before gunicorn serves, so a revision whose migration fails never passes its health
+check and is rolled back this way.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from typing import Any
 
 from deployer import autoscaling
 from deployer.aws import AwsError, absent, call, paginate, retry_while
-from deployer.errors import DeployError
+from deployer.errors import DeployError, ExitCode
 from deployer.inventory import Resource, key_of
+from deployer.rollout import alarms, releases
+from deployer.rollout.watch import Verdict, Watcher
 from deployer.steps.base import Change, Observed, Outputs, Run, Step, undo_ignoring
 
 COMPONENT = "service"
@@ -48,7 +51,10 @@ def revision_of(arn: str | None) -> str:
 
 
 class RolloutFailed(DeployError):
-    pass
+    """A rollout that did not complete; `run.rollout` holds the verdict (failures, timeline).
+    Exit 6 from every command that rolls out (`up` wraps it in UpFailed, also 6)."""
+
+    exit_code = ExitCode.ROLLED_BACK
 
 
 class ServiceStep(Step):
@@ -77,6 +83,7 @@ class ServiceStep(Step):
                 "task_definition": None,
                 "policy": self._policy(run),
                 "scaling": autoscaling.observe(run),
+                "alarms": alarms.observe(run),
             }
         if not run.owner.owns(service.get("tags")):
             raise DeployError(
@@ -92,6 +99,7 @@ class ServiceStep(Step):
             "task_definition": task,
             "policy": self._policy(run),
             "scaling": scaling,
+            "alarms": alarms.observe(run),
         }
 
     def _policy(self, run: Run) -> dict[str, Any] | None:
@@ -111,8 +119,9 @@ class ServiceStep(Step):
 
     def resources(self, observed: Observed) -> list[Resource]:
         service = observed["service"]
+        found = alarms.resources(observed.get("alarms") or {})
         if service is None:
-            return []
+            return found
         primary = primary_deployment(service)
         task = observed["task_definition"] or {}
         image = app_container(task).get("image", "?")
@@ -130,6 +139,7 @@ class ServiceStep(Step):
                 f"{task.get('family')}:{task.get('revision')}",
                 image,
             ),
+            *found,
         ]
 
     # -- planning ---------------------------------------------------------------------------
@@ -147,6 +157,7 @@ class ServiceStep(Step):
                     f"{autoscaling.initial_count(run)} task(s), circuit breaker",
                 ),
                 *autoscaling.changes(run, observed.get("scaling")),
+                *alarms.changes(run, observed.get("alarms") or {}),
             ]
         wanted = self._wanted_from_observations(run)
         if wanted is None:
@@ -168,9 +179,12 @@ class ServiceStep(Step):
                     f"{run.config.settings.service.desired_count}",
                 )
             )
+        if current_rollout_settings(observed["service"]) != rollout_settings(run):
+            changes.append(Change(COMPONENT, "update", "ecs:service", prefix, "rollout settings"))
         if observed["policy"] is None:
             changes.append(Change(COMPONENT, "update", "iam:role-policy", SECRETS_POLICY))
         changes += autoscaling.changes(run, observed.get("scaling"))
+        changes += alarms.changes(run, observed.get("alarms") or {})
         return changes
 
     def _wanted_from_observations(self, run: Run) -> dict[str, Any] | None:
@@ -217,6 +231,8 @@ class ServiceStep(Step):
             else (self._register(run, wanted))
         )
         service = observed["service"]
+        lb = inputs["loadbalancer"]
+        alarms.converge(run, observed.get("alarms") or {}, lb["lb_arn"], lb["target_group_arn"])
         deployment: dict[str, Any] | None
         if service is None:
             deployment = self._create_service(run, arn, inputs)
@@ -226,13 +242,7 @@ class ServiceStep(Step):
             deployment = self._update_service(run, service, arn)
         autoscaling.converge(run, observed.get("scaling"))
         if deployment is not None:
-            self.watch(run, deployment, last_good)
-            _ecs(
-                run,
-                "tag_resource",
-                resourceArn=self._service_arn(run),
-                tags=[{"key": LAST_GOOD, "value": arn}],
-            )
+            self.roll_out(run, deployment, arn, last_good, inputs["image"].get("version"))
         return {
             "task_definition_arn": arn,
             "image": inputs["image"]["uri"],
@@ -300,9 +310,11 @@ class ServiceStep(Step):
         return dict(task)
 
     def _register(self, run: Run, wanted: dict[str, Any]) -> str:
+        started = time.time()
         task = _ecs(
             run, "register_task_definition", **wanted, tags=run.owner.lower_tags(COMPONENT)
         )["taskDefinition"]
+        run.timeline.span("register", started, time.time())
         arn = str(task["taskDefinitionArn"])
         run.journal.record(
             COMPONENT,
@@ -336,12 +348,7 @@ class ServiceStep(Step):
                     "containerPort": settings.container_port,
                 }
             ],
-            healthCheckGracePeriodSeconds=90,
-            deploymentConfiguration={
-                "maximumPercent": 200,
-                "minimumHealthyPercent": 100,
-                "deploymentCircuitBreaker": {"enable": True, "rollback": True},
-            },
+            **rollout_settings(run),
             tags=run.owner.lower_tags(COMPONENT),
         )
         service = retry_while(
@@ -371,13 +378,22 @@ class ServiceStep(Step):
             if autoscaling.autoscaled(run)
             else {"desiredCount": run.config.settings.service.desired_count}
         )
-        if previous_arn == arn and count.get("desiredCount", previous_count) == previous_count:
+        settings = rollout_settings(run)
+        previous_settings = current_rollout_settings(service)
+        if previous_settings == settings:
+            settings = {}
+        if (
+            previous_arn == arn
+            and count.get("desiredCount", previous_count) == previous_count
+            and not settings
+        ):
             return None
-        updated = self._point_service(run, arn, count)
+        updated = self._point_service(run, arn, {**count, **settings})
         undo_count: dict[str, Any] = {"desiredCount": previous_count} if count else {}
+        undo_settings = previous_settings if settings else {}
 
         def undo() -> None:
-            self._point_service(run, previous_arn, undo_count)
+            self._point_service(run, previous_arn, {**undo_count, **undo_settings})
 
         run.journal.record(COMPONENT, f"updated service to revision {revision_of(arn)}", undo)
         return primary_deployment(updated) if previous_arn != arn else None
@@ -396,12 +412,7 @@ class ServiceStep(Step):
 
     def redeploy(self, run: Run) -> str:
         """Force a new deployment of the current revision, watched like any other."""
-        observed = self.observe(run)
-        if observed["service"] is None:
-            raise DeployError(
-                f"no service {run.config.prefix} to redeploy", "run `nnote-deploy up` first"
-            )
-        service = observed["service"]
+        service = self._existing_service(run, "redeploy")
         updated = _ecs(
             run,
             "update_service",
@@ -409,36 +420,76 @@ class ServiceStep(Step):
             service=run.config.prefix,
             forceNewDeployment=True,
         )["service"]
-        self.watch(
-            run, primary_deployment(updated), _tag(service, LAST_GOOD) or service["taskDefinition"]
-        )
+        current = str(service["taskDefinition"])
+        last_good = _tag(service, LAST_GOOD) or current
+        self.roll_out(run, primary_deployment(updated), current, last_good, None, record=False)
         return str(service["taskDefinition"])
 
-    # -- watching ---------------------------------------------------------------------------
+    def roll_back_to(self, run: Run, arn: str) -> str:
+        """Put the service on a recorded release and watch it like any rollout; if that fails,
+        back to the revision that served before."""
+        service = self._existing_service(run, "roll back")
+        if service["taskDefinition"] == arn:
+            return arn
+        count = (
+            {}
+            if autoscaling.autoscaled(run)
+            else {"desiredCount": run.config.settings.service.desired_count}
+        )
+        updated = self._point_service(run, arn, count)
+        previous = str(service["taskDefinition"])
+        self.roll_out(run, primary_deployment(updated), arn, previous, None, record=False)
+        return arn
 
-    def watch(self, run: Run, deployment: dict[str, Any], last_good: str | None) -> None:
-        """Wait for this deployment's rollout; on FAILED or timeout, go back to `last_good`."""
-        timeout = run.rollout_timeout_seconds or run.config.settings.service.rollout_timeout_seconds
-        started, deployment_id = time.monotonic(), deployment["id"]
-        while True:
-            service = _ecs(
-                run, "describe_services", cluster=run.config.prefix, services=[run.config.prefix]
-            )["services"][0]
-            current = next(
-                (d for d in service.get("deployments", []) if d["id"] == deployment_id), None
+    def _existing_service(self, run: Run, verb: str) -> dict[str, Any]:
+        service = self.observe(run)["service"]
+        if service is None:
+            raise DeployError(
+                f"no service {run.config.prefix} to {verb}", "run `nnote-deploy up` first"
             )
-            state = current.get("rolloutState", "IN_PROGRESS") if current else "FAILED"
-            if state == "COMPLETED":
-                return
-            elapsed = time.monotonic() - started
-            if state == "FAILED" or elapsed > timeout:
-                reason = (current or {}).get("rolloutStateReason") or "replaced by a rollback"
-                why = reason if state == "FAILED" else f"not complete after {timeout:.0f}s"
-                self._roll_back(run, last_good, why)
-            run.note(COMPONENT, _progress(current, service, elapsed))
-            run.sleep()
+        return dict(service)
 
-    def _roll_back(self, run: Run, last_good: str | None, why: str) -> None:
+    # -- rolling out ------------------------------------------------------------------------
+
+    def roll_out(
+        self,
+        run: Run,
+        deployment: dict[str, Any],
+        arn: str,
+        last_good: str | None,
+        commit: str | None,
+        *,
+        record: bool = True,
+    ) -> Verdict:
+        """Watch the deployment; a completed one becomes a release and the last good revision,
+        a failed one goes back to `last_good` (unless ECS already rolled back) and raises."""
+        timeout = run.rollout_timeout_seconds or run.config.settings.service.rollout_timeout_seconds
+        verdict = Watcher(run, {**deployment, "taskDefinition": arn}, run.timeline).watch(timeout)
+        run.rollout = verdict
+        if not verdict.completed:
+            self._fail(run, verdict, last_good)
+        if record:
+            image = app_container(
+                _ecs(run, "describe_task_definition", taskDefinition=arn)["taskDefinition"]
+            ).get("image", "?")
+            tags = releases.record(image, commit, run.timeline.total_seconds)
+            _ecs(run, "tag_resource", resourceArn=arn, tags=tags)
+        _ecs(
+            run,
+            "tag_resource",
+            resourceArn=self._service_arn(run),
+            tags=[{"key": LAST_GOOD, "value": arn}],
+        )
+        return verdict
+
+    def _fail(self, run: Run, verdict: Verdict, last_good: str | None) -> None:
+        why = verdict.why
+        if verdict.serving is not None:
+            raise RolloutFailed(
+                f"deploy failed; ECS rolled back to revision {revision_of(verdict.serving)}, "
+                "which is serving now",
+                f"rollout: {why}; see `nnote-deploy logs --since 30m`",
+            )
         if last_good is None:
             raise RolloutFailed(
                 f"deploy failed ({why}); no earlier good revision to go back to",
@@ -478,6 +529,8 @@ class ServiceStep(Step):
             autoscaling.remove(run)
         if observed["service"]:
             self._delete_service(run)
+        if observed.get("alarms"):
+            alarms.remove(run)
         family = run.config.prefix
         arns = paginate(
             run.aws,
@@ -506,12 +559,17 @@ def task_definition(run: Run, image: str, database: Outputs, runtime: Outputs) -
         # Every front door serves HTTPS: cookies are Secure, and the app sends HSTS.
         "SESSION_COOKIE_SECURE": "1",
         "FORWARDED_ALLOW_IPS": "*",
+        # Two sync workers per vCPU the task is given, at least two: Fargate shows gunicorn
+        # the host's cores (2 for a quarter vCPU, so 4 workers), and fewer workers start
+        # sooner (bench/image_start.py: 0.8 s to the first 200 with 2, 1.5 s with 4).
+        "WEB_CONCURRENCY": str(max(2, 2 * service.cpu // 1024)),
     }
     secrets = {
         "DB_USERNAME": f"{database['secret_arn']}:username::",
         "DB_PASSWORD": f"{database['secret_arn']}:password::",
         "SECRET_KEY": runtime["app_secret_arn"],
     }
+    rollout = service.rollout
     health = (
         'python3 -c "import urllib.request; '
         f"urllib.request.urlopen('http://127.0.0.1:{port}/healthz', timeout=2)\""
@@ -541,13 +599,16 @@ def task_definition(run: Run, image: str, database: Outputs, runtime: Outputs) -
                         "awslogs-stream-prefix": CONTAINER,
                     },
                 },
+                # The container's own check runs as often as the load balancer's, so ECS
+                # calls a task healthy no later than the target group does.
                 "healthCheck": {
                     "command": ["CMD-SHELL", health],
-                    "interval": 15,
-                    "timeout": 5,
-                    "retries": 3,
-                    "startPeriod": 60,
+                    "interval": rollout.health_check_interval_seconds,
+                    "timeout": min(rollout.health_check_timeout_seconds, 60),
+                    "retries": rollout.unhealthy_threshold,
+                    "startPeriod": min(rollout.grace_period_seconds, 300),
                 },
+                "stopTimeout": rollout.stop_timeout_seconds,
             }
         ],
     }
@@ -561,6 +622,8 @@ COMPARED_CONTAINER = (
     "secrets",
     "logConfiguration",
     "memory",
+    "healthCheck",
+    "stopTimeout",
 )
 
 
@@ -590,6 +653,42 @@ def _strip_defaults(value: Any) -> Any:
     return value
 
 
+def rollout_settings(run: Run) -> dict[str, Any]:
+    """The service's side of deploy.toml's [service.rollout]: grace period and deployment
+    configuration (the circuit breaker always on, with rollback)."""
+    rollout = run.config.settings.service.rollout
+    return {
+        "healthCheckGracePeriodSeconds": rollout.grace_period_seconds,
+        "deploymentConfiguration": {
+            "maximumPercent": rollout.maximum_percent,
+            "minimumHealthyPercent": rollout.minimum_healthy_percent,
+            "deploymentCircuitBreaker": {"enable": True, "rollback": True},
+            "alarms": alarms.deployment_alarms(run),
+        },
+    }
+
+
+def current_rollout_settings(service: dict[str, Any]) -> dict[str, Any]:
+    """The same keys as a service reports them (ECS adds others, e.g. alarms: not ours)."""
+    configuration = service.get("deploymentConfiguration") or {}
+    found = configuration.get("alarms") or {}
+    return {
+        "healthCheckGracePeriodSeconds": service.get("healthCheckGracePeriodSeconds"),
+        "deploymentConfiguration": {
+            **{
+                key: configuration.get(key)
+                for key in ("maximumPercent", "minimumHealthyPercent", "deploymentCircuitBreaker")
+            },
+            # ECS may leave out alarms that are off; off is off, whatever the names.
+            "alarms": {
+                "alarmNames": sorted(found.get("alarmNames") or []) if found.get("enable") else [],
+                "enable": bool(found.get("enable")),
+                "rollback": bool(found.get("rollback")) and bool(found.get("enable")),
+            },
+        },
+    }
+
+
 def primary_deployment(service: dict[str, Any]) -> dict[str, Any]:
     """The service's PRIMARY deployment, the one ECS rolls out ({} if it lists none)."""
     return next((d for d in service.get("deployments", []) if d.get("status") == "PRIMARY"), {})
@@ -602,13 +701,3 @@ def app_container(task: dict[str, Any]) -> dict[str, Any]:
 
 def _tag(service: dict[str, Any], key: str) -> str | None:
     return next((t["value"] for t in service.get("tags") or [] if t["key"] == key), None)
-
-
-def _progress(deployment: dict[str, Any] | None, service: dict[str, Any], elapsed: float) -> str:
-    d = deployment or {}
-    event = (service.get("events") or [{}])[0].get("message", "")
-    return (
-        f"rollout {d.get('rolloutState', '?')} ({elapsed:.0f}s): "
-        f"{d.get('runningCount', 0)} running, {d.get('pendingCount', 0)} pending, "
-        f"{d.get('failedTasks', 0)} failed; {event[:80]}"
-    )

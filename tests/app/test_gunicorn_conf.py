@@ -14,6 +14,7 @@ import requests
 from gunicorn.config import Config
 from gunicorn.glogging import Logger
 
+from deployer.config import RolloutSettings
 from tests.support.server import Gunicorn
 
 CONF = Path(__file__).resolve().parents[2] / "gunicorn.conf.py"
@@ -38,7 +39,8 @@ def test_gunicorn_defaults_are_sane(monkeypatch: pytest.MonkeyPatch) -> None:
     assert conf["bind"] == "0.0.0.0:5000"
     assert 2 <= int(conf["workers"]) <= 8  # type: ignore[call-overload]
     assert conf["accesslog"] == "-", "access log to stdout"
-    assert int(conf["graceful_timeout"]) < 30, "finishes before ECS's SIGKILL"  # type: ignore[call-overload]
+    stop_timeout = RolloutSettings().stop_timeout_seconds  # type: ignore[call-arg]
+    assert int(conf["graceful_timeout"]) < stop_timeout, "finishes before ECS's SIGKILL"  # type: ignore[call-overload]
     assert conf["wsgi_app"] == "nnote.wsgi:app"
 
 

@@ -93,7 +93,16 @@ class CliResult:
 
 def cli_command(*args: str, config: Path | None = None) -> list[str]:
     command = [str(CLI), *args]
-    if args and args[0] in ("up", "plan", "status", "down", "unlock", "verify"):
+    if args and args[0] in (
+        "up",
+        "plan",
+        "status",
+        "down",
+        "unlock",
+        "verify",
+        "releases",
+        "rollback",
+    ):
         command += ["--config", str(config or ROOT / "deploy.toml")]
     if args and args[0] in ("up", "plan", "verify") and config is None:
         # Tests of the AWS resources deploy a prebuilt image; tests/deployer/test_image.py

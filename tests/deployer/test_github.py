@@ -52,7 +52,7 @@ def test_the_checks_every_push_skips_run_nightly() -> None:
     assert any(step.get("run") == "scripts/reliability" for step in steps)
     collected = subprocess.run(
         [sys.executable, "-m", "pytest", "--collect-only", "-q", "-m", ""]
-        + ["tests/deployer/test_sweep.py", "tests/deployer/test_storm.py"],
+        + [str(ROOT / "tests/deployer" / name) for name in ("test_sweep.py", "test_storm.py")],
         capture_output=True,
         text=True,
         cwd=ROOT,

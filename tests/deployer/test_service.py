@@ -153,7 +153,7 @@ def test_redeploy_forces_a_watched_deployment(cli) -> None:  # type: ignore[no-u
     assert cli("up", "--yes").code == 0
     result = cli("redeploy")
     assert result.code == 0, result.text
-    assert "redeploy: revision 1 is running" in result.text
+    assert "redeploy: revision 1 is serving" in result.text
     assert cli("redeploy", env={"AWS_ENDPOINT_URL": "http://127.0.0.1:9"}).code == 1
 
 

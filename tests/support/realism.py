@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import boto3
 import botocore.session
@@ -124,6 +124,7 @@ class Realism:
                 RdsLifecycle,
                 InUse,
                 DrainingServices,
+                ServiceSettingsEcho,
                 CloudFrontDistributions,
                 CertificateValidation,
                 CertificatesInUse,
@@ -839,6 +840,42 @@ class DrainingServices(Rule):
         for service in document.get("services", []):
             if self.layer.tick(draining, service["serviceName"]):
                 service["status"] = "DRAINING"
+        return json_answer(document)
+
+
+class ServiceSettingsEcho(Rule):
+    """ECS reports a service's health check grace period and deployment configuration (its
+    defaults when none was given: 200%/100%, circuit breaker off); moto reports neither."""
+
+    DEFAULTS: ClassVar[dict[str, Any]] = {
+        "healthCheckGracePeriodSeconds": 0,
+        "deploymentConfiguration": {
+            "maximumPercent": 200,
+            "minimumHealthyPercent": 100,
+            "deploymentCircuitBreaker": {"enable": False, "rollback": False},
+        },
+    }
+
+    def after(self, call: WireCall, answer: Answer) -> Answer | None:
+        if call.service != "ecs" or not ok(answer):
+            return None
+        if call.operation not in ("CreateService", "UpdateService", "DescribeServices"):
+            return None
+        settings = self.layer.state.setdefault("service-settings", {})
+        if call.operation != "DescribeServices":
+            name = str(call.params.get("serviceName") or call.params["service"]).rsplit("/")[-1]
+            known = settings.setdefault(name, json.loads(json.dumps(self.DEFAULTS)))
+            for key in self.DEFAULTS:
+                if key in call.params:
+                    known[key] = (
+                        {**known[key], **call.params[key]}
+                        if isinstance(known[key], dict)
+                        else call.params[key]
+                    )
+        document = json.loads(answer.body)
+        found = document.get("services") or [document.get("service") or {}]
+        for service in found:
+            service.update(settings.get(service.get("serviceName"), {}))
         return json_answer(document)
 
 
