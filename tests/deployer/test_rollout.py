@@ -7,6 +7,7 @@ each failure with its log tail, the fail-fast judgement, and a non-zero exit on 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -200,6 +201,31 @@ def test_a_rollout_prints_its_phases_from_aws_timestamps(aws_env: dict[str, str]
     assert phases["start"].seconds == pytest.approx(2.5)
     assert phases["healthy"].ended <= phases["traffic"].ended
     assert run.rollout.completed and run.rollout.failures == []
+
+
+def test_the_timeline_reaches_the_terminal_json_and_the_step_summary(
+    aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    deploy(PREBUILT_IMAGE)
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    result = invoke_with(
+        monkeypatch, healthy_rollout(), "up", "--yes", "--image", IMAGE_B, "--json"
+    )
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["outcome"] == "completed" and document["revision"] == 2
+    phases = {p["phase"]: p["seconds"] for p in document["timeline"]}
+    assert list(phases) == [
+        "register", "provisioning", "pull", "start", "healthy", "traffic", "drained"
+    ]  # fmt: skip
+    assert phases["pull"] == 3.5
+    # Live: each phase as it ends; then the table.
+    assert "service: pull done in 3.5s" in result.stderr
+    assert "timeline:" in result.stderr
+    assert re.search(r"provisioning +12\.0s +done at \+", result.stderr)
+    table = summary.read_text()
+    assert "**Rollout timeline**" in table and "| pull | 3.5 |" in table
 
 
 def test_a_completed_rollout_is_a_release_and_rollback_goes_back_to_one(cli) -> None:  # type: ignore[no-untyped-def]
@@ -452,8 +478,6 @@ def test_a_health_check_timeout_not_below_its_interval_is_refused(tmp_path: Path
 def test_every_rollout_setting_is_documented_in_the_shipped_deploy_toml_with_its_default() -> None:
     """deploy.toml states each [service.rollout] key with the default the code uses, and a
     reason after it; a default changed in one place and not the other fails here."""
-    import re
-
     from deployer.config import RolloutSettings
 
     text = (ROOT / "deploy.toml").read_text()
