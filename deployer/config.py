@@ -180,6 +180,11 @@ class RolloutSettings(Section):
                 "health_check_timeout_seconds must be less than health_check_interval_seconds "
                 "(an Elastic Load Balancing rule)"
             )
+        if self.maximum_percent <= self.minimum_healthy_percent:
+            raise ValueError(
+                "maximum_percent must be above minimum_healthy_percent: with no room to start "
+                "a new task beside the old ones, nor to stop one, a rollout never moves"
+            )
         return self
 
 

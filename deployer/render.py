@@ -227,6 +227,8 @@ class Renderer:
             )
             exit_code = "" if failure.exit_code is None else f"; exit code {failure.exit_code}"
             self.line(f"  ECS: {failure.stopped_reason}{exit_code}", "red")
+            if failure.container_reason:
+                self.line(f"  container: {failure.container_reason}", "red")
             self.line(f"  hint: {failure.hint}", "yellow")
             if failure.log_tail:
                 self.line(f"  its last {len(failure.log_tail)} log line(s):", "red")

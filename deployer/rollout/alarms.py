@@ -56,11 +56,21 @@ def changes(run: Run, found: dict[str, dict[str, Any]]) -> list[Change]:
         names(run)[0]: f"5xx over {rollout.alarm_5xx_percent:g}% rolls back",
         names(run)[1]: f"p95 over {rollout.alarm_p95_seconds:g}s rolls back",
     }
+    wanted_params = _wanted_from_observations(run)
     return [
         Change(COMPONENT, "create" if name not in found else "update", "cloudwatch:alarm", name, d)
         for name, d in what.items()
-        if name not in found or _differs(found[name], run)
+        if name not in found or _differs(found[name], wanted_params.get(name), run)
     ]
+
+
+def _wanted_from_observations(run: Run) -> dict[str, dict[str, Any]]:
+    """The alarms `up` would put, by name, if `plan` saw the load balancer and target group."""
+    observed = run.observed.get("loadbalancer") or {}
+    lb, tg = observed.get("lb"), observed.get("tg")
+    if not lb or not tg:
+        return {}
+    return {p["AlarmName"]: p for p in wanted(run, lb["LoadBalancerArn"], tg["TargetGroupArn"])}
 
 
 def converge(run: Run, found: dict[str, dict[str, Any]], lb_arn: str, tg_arn: str) -> None:
@@ -71,7 +81,7 @@ def converge(run: Run, found: dict[str, dict[str, Any]], lb_arn: str, tg_arn: st
         return
     for params in wanted(run, lb_arn, tg_arn):
         name = params["AlarmName"]
-        if name in found and not _differs(found[name], run):
+        if name in found and not _differs(found[name], params, run):
             continue
         call(run.aws, "cloudwatch", "put_metric_alarm", **params, Tags=run.owner.tags(COMPONENT))
         if name not in found:
@@ -152,10 +162,22 @@ def wanted(run: Run, lb_arn: str, tg_arn: str) -> list[dict[str, Any]]:
     ]
 
 
-def _differs(alarm: dict[str, Any], run: Run) -> bool:
+def _differs(alarm: dict[str, Any], wanted_params: dict[str, Any] | None, run: Run) -> bool:
+    """The threshold differs, or (when known) the load balancer or target group it watches:
+    an alarm left on a replaced target group gets no data and would never roll back."""
     rollout = run.config.settings.service.rollout
     threshold = {
         names(run)[0]: rollout.alarm_5xx_percent,
         names(run)[1]: rollout.alarm_p95_seconds,
     }[alarm["AlarmName"]]
-    return float(alarm.get("Threshold", -1)) != float(threshold)
+    if float(alarm.get("Threshold", -1)) != float(threshold):
+        return True
+    return wanted_params is not None and _dimensions(alarm) != _dimensions(wanted_params)
+
+
+def _dimensions(alarm: dict[str, Any]) -> list[tuple[str, str]]:
+    """Every dimension an alarm's metric (or its metric math's metrics) names, sorted."""
+    found = list(alarm.get("Dimensions") or [])
+    for metric in alarm.get("Metrics") or []:
+        found += ((metric.get("MetricStat") or {}).get("Metric") or {}).get("Dimensions") or []
+    return sorted({(d["Name"], d["Value"]) for d in found})

@@ -27,6 +27,7 @@ class TaskFailure:
     hint: str
     stopped_reason: str
     exit_code: int | None
+    container_reason: str = ""
     log_tail: tuple[str, ...] = field(default=())
 
     @property
@@ -43,6 +44,7 @@ class TaskFailure:
             "hint": self.hint,
             "stopped_reason": self.stopped_reason,
             "exit_code": self.exit_code,
+            "container_reason": self.container_reason or None,
             "log_tail": list(self.log_tail),
         }
 
@@ -70,6 +72,7 @@ def explain(task: dict[str, Any], health_path: str) -> TaskFailure:
         hint=hint,
         stopped_reason=reason,
         exit_code=exit_code,
+        container_reason=container.get("reason") or "",
     )
 
 
@@ -77,14 +80,20 @@ def _classify(
     reason: str, container_reason: str, exit_code: int | None, health_path: str
 ) -> tuple[str, str, str]:
     words = f"{reason} {container_reason}"
-    if "CannotPullContainerError" in words or "pull image" in words.lower():
+    lower = words.lower()
+    # "ResourceInitializationError: unable to pull secrets or registry auth: ..." is said of
+    # both; what follows tells a secret from ECR's credentials.
+    secret = any(w in lower for w in ("unable to retrieve secret", "secretsmanager", "ssm"))
+    if not secret and (
+        "CannotPullContainerError" in words or "pull image" in lower or "registry auth" in lower
+    ):
         return (
             "image-pull",
             "the image could not be pulled",
             "check that the image exists in ECR and that the tasks can reach it "
             "(public IP or VPC endpoints); the reason above has ECR's words",
         )
-    if "ResourceInitializationError" in words and "secret" in words.lower():
+    if "ResourceInitializationError" in words and secret:
         return (
             "secrets",
             "a secret the task needs could not be read",
@@ -120,28 +129,22 @@ def with_log_tail(aws: Aws, log_group: str, failure: TaskFailure) -> TaskFailure
 
 
 def log_tail(aws: Aws, log_group: str, task: str, lines: int = LOG_LINES) -> list[str]:
-    """The last `lines` messages of a task's log stream. A failed task's stream is short, so
-    reading it from the start (FilterLogEvents, a few pages at most) costs little."""
-    found: list[str] = []
-    token: str | None = None
-    for _page in range(5):
-        params: dict[str, Any] = {
-            "logGroupName": log_group,
-            "logStreamNames": [STREAM.format(task_id=task)],
-        }
-        if token:
-            params["nextToken"] = token
-        try:
-            answer = call(aws, "logs", "filter_log_events", **params)
-        except AwsError as error:
-            if error.code == "ResourceNotFoundException":  # never started, never logged
-                return []
-            raise
-        found += [event["message"].rstrip("\n") for event in answer.get("events", [])]
-        token = answer.get("nextToken")
-        if not token:
-            break
-    return found[-lines:]
+    """The last `lines` messages of a task's log stream (none if it never logged)."""
+    try:
+        answer = call(
+            aws,
+            "logs",
+            "get_log_events",
+            logGroupName=log_group,
+            logStreamName=STREAM.format(task_id=task),
+            startFromHead=False,
+            limit=lines,
+        )
+    except AwsError as error:
+        if error.code == "ResourceNotFoundException":  # never started, never logged
+            return []
+        raise
+    return [event["message"].rstrip("\n") for event in answer.get("events", [])][-lines:]
 
 
 def task_id(task: dict[str, Any]) -> str:

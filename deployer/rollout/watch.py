@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from deployer.aws import call
+from deployer.aws import call, paginate
 from deployer.rollout import failures as failures_module
 from deployer.rollout.failures import TaskFailure
 from deployer.rollout.timeline import Timeline, epoch
@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 FIRST_POLL_SECONDS = 0.5
 MAX_POLL_SECONDS = 1.5
 BACKOFF = 1.5
+# Polls that ECS's own circuit breaker gets to judge a revision that reached the failed-task
+# limit, before the watcher judges it itself (both count the same tasks).
+ECS_VERDICT_POLLS = 10
 # While nothing changes, say what is awaited this often.
 STILL_EVERY_SECONDS = 30.0
 COMPONENT = "service"
@@ -78,8 +81,9 @@ class Watcher:
     failed: dict[str, TaskFailure] = field(default_factory=dict)  # by task id
     reported: set[tuple[str, int | None, str]] = field(default_factory=set)
     polls: int = 0
-    _failed_count: int = 0
+    _over_threshold: int = 0
     _task_ips: set[str] = field(default_factory=set)
+    _seen: set[str] = field(default_factory=set)  # stopped tasks already read
 
     @property
     def deployment_id(self) -> str:
@@ -126,8 +130,13 @@ class Watcher:
             reason = (mine or {}).get("rolloutStateReason") or "ECS replaced the deployment"
             return Verdict(False, reason, self._serving_instead(service))
         threshold = failure_threshold(self.run, int(mine.get("desiredCount") or 1))
-        if self._failed_count >= threshold:
-            return Verdict(False, f"{self._failed_count} task(s) failed (the limit is {threshold})")
+        failed = max(len(self.failed), int(mine.get("failedTasks") or 0))
+        if failed >= threshold:
+            # ECS's circuit breaker counts the same tasks: give its own verdict (and its
+            # rollback) a few polls to arrive rather than race it with ours.
+            self._over_threshold += 1
+            if self._over_threshold > ECS_VERDICT_POLLS:
+                return Verdict(False, f"{failed} task(s) failed (the limit is {threshold})")
         if elapsed > timeout:
             return Verdict(False, f"not complete after {timeout:.0f}s")
         return None
@@ -145,35 +154,32 @@ class Watcher:
         """Read what moved since the last poll; True if anything did."""
         if mine is None:
             return True
-        changed = False
         if mine.get("createdAt"):  # the deployment as ECS describes it now is the authority
             self.timeline.rollout_started = epoch(mine["createdAt"])
-        failed_now = int(mine.get("failedTasks") or 0)
-        if failed_now > self._failed_count:
-            changed |= self._read_failures()
-            self._failed_count = max(failed_now, len(self.failed))
-        desired = int(mine.get("desiredCount") or 0)
-        if "start" not in self.timeline.ends and (
-            mine.get("runningCount") or mine.get("pendingCount")
-        ):
-            changed |= self._read_tasks(desired)
+        # Stopped tasks on every poll: ECS's failedTasks stops counting once one task runs.
+        replaced = self._read_failures()
+        changed = replaced
+        starting = mine.get("runningCount") or mine.get("pendingCount")
+        # Running tasks until all have started, and again when one failed (its replacement
+        # has another address, which the target health below must look for).
+        if starting and ("start" not in self.timeline.ends or replaced):
+            changed |= self._read_tasks(int(mine.get("desiredCount") or 0))
         if "start" in self.timeline.ends and "traffic" not in self.timeline.ends:
             changed |= self._read_targets(service)
         return changed
 
     def _read_tasks(self, desired: int) -> bool:
-        tasks = self._tasks("RUNNING")
-        live = [t for t in tasks if not failures_module.is_failure(t)]
-        self._task_ips = {ip for t in live for ip in _private_ips(t)}
+        live = [t for t in self._tasks("RUNNING") if not failures_module.is_failure(t)]
+        self._task_ips = set().union(*(_private_ips(t) for t in live))
         changed = False
         for phase, stamp in (
             ("provisioning", "pullStartedAt"),
             ("pull", "pullStoppedAt"),
             ("start", "startedAt"),
         ):
-            reached = [epoch(t.get(stamp)) for t in live if t.get(stamp)]
+            reached = [stamped for t in live if (stamped := epoch(t.get(stamp))) is not None]
             if desired and len(reached) >= desired:
-                changed |= self.timeline.end(phase, max(r for r in reached if r is not None))
+                changed |= self.timeline.end(phase, max(reached))
         return changed
 
     def _read_targets(self, service: dict[str, Any]) -> bool:
@@ -187,17 +193,16 @@ class Watcher:
         now, changed = self.clock(), False
         if all(state.get(ip) == "healthy" for ip in self._task_ips):
             changed |= self.timeline.end("healthy", now)
-            old_serving = [
-                ip for ip, s in state.items() if s == "healthy" and ip not in self._task_ips
-            ]
-            if not old_serving:
+            old = [ip for ip, s in state.items() if s == "healthy" and ip not in self._task_ips]
+            if not old:
                 changed |= self.timeline.end("traffic", now)
         return changed
 
     def _read_failures(self) -> bool:
+        """Explain the deployment's newly stopped tasks; True if one failed."""
         news = False
-        for task in self._tasks("STOPPED"):
-            if failures_module.task_id(task) in self.failed or not failures_module.is_failure(task):
+        for task in self._tasks("STOPPED", only_new=True):
+            if not failures_module.is_failure(task):
                 continue
             failure = failures_module.explain(
                 task, self.run.config.settings.service.health_check_path
@@ -212,22 +217,35 @@ class Watcher:
             news = True
         return news
 
-    def _tasks(self, status: str) -> list[dict[str, Any]]:
+    def _tasks(self, status: str, only_new: bool = False) -> list[dict[str, Any]]:
+        """This deployment's tasks in `status`. ListTasks filters by service (startedBy must
+        be its only filter, so it cannot be combined with a status); a service task's
+        `startedBy` is its deployment's id. With `only_new`, tasks read before are skipped."""
         self.polls += 1
         prefix = self.run.config.prefix
-        arns = call(
+        arns = paginate(
             self.run.aws,
             "ecs",
             "list_tasks",
+            "taskArns",
             cluster=prefix,
-            startedBy=self.deployment_id,
+            serviceName=prefix,
             desiredStatus=status,
-        )["taskArns"]
-        if not arns:
-            return []
-        # DescribeTasks takes 100 at a time; a rollout has far fewer.
-        answer = call(self.run.aws, "ecs", "describe_tasks", cluster=prefix, tasks=arns[:100])
-        return list(answer.get("tasks", []))
+        )
+        if only_new:
+            arns = [arn for arn in arns if arn not in self._seen]
+            self._seen.update(arns)
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(arns), 100):  # DescribeTasks takes 100 at a time
+            answer = call(
+                self.run.aws,
+                "ecs",
+                "describe_tasks",
+                cluster=prefix,
+                tasks=arns[start : start + 100],
+            )
+            found += answer.get("tasks", [])
+        return [t for t in found if t.get("startedBy") == self.deployment_id]
 
     def _service(self) -> dict[str, Any]:
         self.polls += 1
@@ -256,10 +274,18 @@ def progress(deployment: dict[str, Any] | None, elapsed: float) -> str:
     )
 
 
-def _private_ips(task: dict[str, Any]) -> list[str]:
-    return [
+def _private_ips(task: dict[str, Any]) -> set[str]:
+    """A Fargate task's address: its containers' network interfaces (the documented field),
+    or its ENI attachment's details."""
+    found = {
+        interface["privateIpv4Address"]
+        for container in task.get("containers") or []
+        for interface in container.get("networkInterfaces") or []
+        if interface.get("privateIpv4Address")
+    }
+    return found or {
         detail["value"]
         for attachment in task.get("attachments") or []
         for detail in attachment.get("details") or []
         if detail.get("name") == "privateIPv4Address"
-    ]
+    }

@@ -390,7 +390,7 @@ class ServiceStep(Step):
             return None
         updated = self._point_service(run, arn, {**count, **settings})
         undo_count: dict[str, Any] = {"desiredCount": previous_count} if count else {}
-        undo_settings = previous_settings if settings else {}
+        undo_settings = _known(previous_settings) if settings else {}
 
         def undo() -> None:
             self._point_service(run, previous_arn, {**undo_count, **undo_settings})
@@ -675,9 +675,12 @@ def current_rollout_settings(service: dict[str, Any]) -> dict[str, Any]:
     return {
         "healthCheckGracePeriodSeconds": service.get("healthCheckGracePeriodSeconds"),
         "deploymentConfiguration": {
-            **{
-                key: configuration.get(key)
-                for key in ("maximumPercent", "minimumHealthyPercent", "deploymentCircuitBreaker")
+            "maximumPercent": configuration.get("maximumPercent"),
+            "minimumHealthyPercent": configuration.get("minimumHealthyPercent"),
+            # ECS adds its own keys (resetOnHealthyTask, thresholdConfiguration): ours only.
+            "deploymentCircuitBreaker": {
+                key: (configuration.get("deploymentCircuitBreaker") or {}).get(key)
+                for key in ("enable", "rollback")
             },
             # ECS may leave out alarms that are off; off is off, whatever the names.
             "alarms": {
@@ -687,6 +690,17 @@ def current_rollout_settings(service: dict[str, Any]) -> dict[str, Any]:
             },
         },
     }
+
+
+def _known(settings: dict[str, Any]) -> dict[str, Any]:
+    """Settings as an update takes them back: what the service did not report is left out."""
+    known: dict[str, Any] = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            value = _known(value)
+        if value not in (None, {}):
+            known[key] = value
+    return known
 
 
 def primary_deployment(service: dict[str, Any]) -> dict[str, Any]:

@@ -691,6 +691,23 @@ ON_UNBOUNDED_ROLES: list[tuple[str, str, str, dict[str, Any]]] = [
 # Tagging a resource of someone else's as ours would hand it to the rules for ours (delete).
 RETAGGING_OTHERS: list[tuple[str, str, str, dict[str, Any]]] = [
     (
+        "delete another tool's alarm named like ours",
+        "cloudwatch",
+        "DeleteAlarms",
+        {"AlarmNames": ["nnote-staging-rollout-5xx"]},
+    ),
+    (
+        "overwrite another tool's alarm named like ours",
+        "cloudwatch",
+        "PutMetricAlarm",
+        {
+            "AlarmName": "nnote-staging-rollout-p95",
+            "EvaluationPeriods": 1,
+            "Threshold": 1.0,
+            "ComparisonOperator": "GreaterThanThreshold",
+        },
+    ),
+    (
         "retag someone else's database as ours",
         "rds",
         "AddTagsToResource",
@@ -747,6 +764,22 @@ RETAGGING_OTHERS: list[tuple[str, str, str, dict[str, Any]]] = [
 ]
 FORBIDDEN_ON_OTHERS: list[tuple[str, str, str, dict[str, Any]]] = [
     ("delete someone else's VPC", "ec2", "DeleteVpc", {"VpcId": "vpc-1"}),
+    ("list another cluster's tasks", "ecs", "ListTasks", {"cluster": "payments"}),
+    (
+        "read another app's task logs",
+        "logs",
+        "GetLogEvents",
+        {"logGroupName": "/payments/api", "logStreamName": "app/app/1"},
+    ),
+    (
+        "tag another app's task definition as a release",
+        "ecs",
+        "TagResource",
+        {
+            "resourceArn": f"arn:aws:ecs:{REGION}:123456789012:task-definition/payments:3",
+            "tags": [{"key": "nnote:release-at", "value": "2026-12-02"}],
+        },
+    ),
     (
         "delete someone else's database",
         "rds",

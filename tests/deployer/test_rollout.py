@@ -62,12 +62,15 @@ class Scenario:
         self.targets = targets or {}
         self.polls = 0
         self.listing = "RUNNING"
+        self.asked: list[str] = []
+        self.deployment_id = ""
 
     def hooks(self) -> list[tuple[str, Callable[..., Any]]]:
         return [
             ("after-call.ecs.DescribeServices", self._services),
             ("before-call.ecs.ListTasks", self._remember),
             ("after-call.ecs.ListTasks", self._list),
+            ("before-call.ecs.DescribeTasks", self._remember_tasks),
             ("after-call.ecs.DescribeTasks", self._describe),
             ("after-call.elastic-load-balancing-v2.DescribeTargetHealth", self._health),
         ]
@@ -79,6 +82,7 @@ class Scenario:
                 self.polls += 1
                 # moto keeps the first revision on its one deployment; ECS names the new one.
                 new[0].update(createdAt=T0, taskDefinition=service["taskDefinition"])
+                self.deployment_id = new[0]["id"]
                 self.deployment(self.polls, service)
 
     def _remember(self, params: dict[str, Any], **_: Any) -> None:
@@ -88,8 +92,17 @@ class Scenario:
         tasks = self.running if self.listing == "RUNNING" else self.stopped
         parsed["taskArns"] = [t["taskArn"] for t in tasks]
 
+    def _remember_tasks(self, params: dict[str, Any], **_: Any) -> None:
+        self.asked = json.loads(params["body"])["tasks"]
+
     def _describe(self, parsed: dict[str, Any], **_: Any) -> None:
-        parsed["tasks"], parsed["failures"] = self.running + self.stopped, []
+        # Started by the deployment being watched, as ECS sets startedBy for a service's tasks.
+        tasks = [
+            {**task, "startedBy": self.deployment_id}
+            for task in self.running + self.stopped
+            if task["taskArn"] in self.asked
+        ]
+        parsed["tasks"], parsed["failures"] = tasks, []
 
     def _health(self, parsed: dict[str, Any], **_: Any) -> None:
         parsed["TargetHealthDescriptions"] = [
@@ -262,16 +275,21 @@ def test_rollback_with_nothing_recorded_says_so(cli) -> None:  # type: ignore[no
 # -- failures explained, fail fast, never a success ------------------------------------------
 
 
-def crashing_rollout(crashes: int) -> Scenario:
-    """Every new task exits with code 3; ECS counts them in failedTasks and never finishes."""
+def crashing_rollout(crashes: int, counted: bool = True) -> Scenario:
+    """Every new task exits with code 3; ECS counts them in failedTasks (unless `counted` is
+    off: once one task of a deployment runs, ECS stops counting) and never finishes."""
 
     def state(_poll: int, service: dict[str, Any]) -> None:
         mine = new_deployment(service)
-        mine.update(desiredCount=1, runningCount=0, pendingCount=1, failedTasks=crashes)
+        failed = crashes if counted else 0
+        mine.update(desiredCount=1, runningCount=0, pendingCount=1, failedTasks=failed)
         mine["rolloutState"] = "IN_PROGRESS"
 
     stopped = [
-        stopped_task(f"crash{i}", "Essential container in task exited", 3) for i in range(crashes)
+        stopped_task(
+            f"crash{i}", "Essential container in task exited", 3, "RuntimeError raised at boot"
+        )
+        for i in range(crashes)
     ]
     return Scenario(state, stopped=stopped)
 
@@ -288,6 +306,16 @@ def test_tasks_that_keep_crashing_fail_the_rollout_early_with_their_last_log_lin
     assert serving() == "1"
 
 
+def test_failures_ecs_no_longer_counts_are_still_read_and_judged(aws_env: dict[str, str]) -> None:
+    """ECS's failedTasks resets once a task of the deployment runs; the stopped tasks are
+    read on every poll all the same, explained, and judged against the limit."""
+    deploy(PREBUILT_IMAGE)
+    with pytest.raises(pipeline.UpFailed) as failed:
+        deploy(IMAGE_B, crashing_rollout(3, counted=False), timeout=600)
+    assert "3 task(s) failed (the limit is 3)" in failed.value.hint
+    assert serving() == "1"
+
+
 def test_the_cli_explains_each_distinct_failure_once_and_exits_non_zero(
     aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -299,6 +327,7 @@ def test_the_cli_explains_each_distinct_failure_once_and_exits_non_zero(
     # Three tasks failed the same way: one explanation, with the first task's log tail.
     assert err.count("(revision 2): the app exited with code 3") == 1, err
     assert "ECS: Essential container in task exited; exit code 3" in err
+    assert "container: RuntimeError raised at boot" in err
     assert "its last 20 log line(s):" in err
     assert "| RuntimeError: no DB_HOST" in err and "| boot line 5" not in err
     assert "| boot line 6" in err
@@ -387,6 +416,15 @@ def invoke_with(monkeypatch: pytest.MonkeyPatch, scenario: Scenario, *args: str)
             "",
             "secrets",
             "a secret the task needs could not be read",
+        ),
+        (
+            "ResourceInitializationError: unable to pull secrets or registry auth: execution "
+            "resource retrieval failed: unable to retrieve ecr registry auth: service call has "
+            "been retried 3 time(s): RequestError: send request failed",
+            None,
+            "",
+            "image-pull",
+            "the image could not be pulled",
         ),
         (
             "Task failed ELB health checks in (target-group arn:aws:elasticloadbalancing:x)",
@@ -550,3 +588,18 @@ def as_deployer_sees_it() -> dict[str, Any]:
         services=["nnote-staging"],
     )
     return dict(answer["services"][0])
+
+
+def test_a_rollout_with_no_room_to_move_is_refused(tmp_path: Path) -> None:
+    from deployer.config import load
+    from deployer.errors import ConfigError
+
+    text = (ROOT / "deploy.toml").read_text() + (
+        "\n[env.stuck.service.rollout]\nminimum_healthy_percent = 100\nmaximum_percent = 100\n"
+    )
+    (tmp_path / "deploy.toml").write_text(text)
+    with pytest.raises(ConfigError) as refused:
+        load(tmp_path / "deploy.toml", "stuck")
+    assert any(
+        "maximum_percent must be above minimum_healthy_percent" in p for p in refused.value.problems
+    )

@@ -1047,6 +1047,12 @@ def _logs_on_group(r: Request) -> list[Need]:
     return [r.existing(_log_group(r))]
 
 
+@handles("logs", "GetLogEvents")
+def _logs_on_stream(r: Request) -> list[Need]:
+    group, stream = r.p["logGroupName"], r.p["logStreamName"]
+    return [r.existing(r.arn("logs", f"log-group:{group}:log-stream:{stream}"))]
+
+
 @handles("logs", "CreateLogGroup")
 def _logs_create(r: Request) -> list[Need]:
     r.refuse("kmsKeyId")
