@@ -12,7 +12,8 @@ from typing import Any
 from deployer.inventory import Resource
 from deployer.resource_state import health
 from deployer.steps.base import Run
-from deployer.steps.service import ServiceStep, app_container, primary_deployment
+from deployer.steps.service import ServiceStep, primary_deployment
+from deployer.steps.task_definition import app_container
 
 SCHEMA_VERSION = 2
 

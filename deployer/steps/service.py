@@ -22,11 +22,12 @@ from deployer.aws import AwsError, absent, call, paginate, retry_while
 from deployer.errors import DeployError, ExitCode
 from deployer.inventory import Resource, key_of
 from deployer.rollout import alarms, releases
+from deployer.rollout.settings import current_rollout_settings, known, rollout_settings
 from deployer.rollout.watch import Verdict, Watcher
 from deployer.steps.base import Change, Observed, Outputs, Run, Step, undo_ignoring
+from deployer.steps.task_definition import CONTAINER, app_container, differences, task_definition
 
 COMPONENT = "service"
-CONTAINER = "app"
 LAST_GOOD = "nnote:last-good"
 SECRETS_POLICY = "read-app-secrets"
 MISSING = (
@@ -164,7 +165,7 @@ class ServiceStep(Step):
             return [Change(COMPONENT, "update", "ecs:task-definition", prefix, "new revision")]
         changes = [
             Change(COMPONENT, "update", "ecs:task-definition", prefix, f"{key} changes")
-            for key in _differences(wanted, observed["task_definition"])
+            for key in differences(wanted, observed["task_definition"])
         ]
         if not autoscaling.autoscaled(run) and (
             observed["service"].get("desiredCount") != run.config.settings.service.desired_count
@@ -227,7 +228,7 @@ class ServiceStep(Step):
         current = observed["task_definition"] or self._latest_revision(run)
         arn = (
             current["taskDefinitionArn"]
-            if current and not _differences(wanted, current)
+            if current and not differences(wanted, current)
             else (self._register(run, wanted))
         )
         service = observed["service"]
@@ -390,7 +391,7 @@ class ServiceStep(Step):
             return None
         updated = self._point_service(run, arn, {**count, **settings})
         undo_count: dict[str, Any] = {"desiredCount": previous_count} if count else {}
-        undo_settings = _known(previous_settings) if settings else {}
+        undo_settings = known(previous_settings) if settings else {}
 
         def undo() -> None:
             self._point_service(run, previous_arn, {**undo_count, **undo_settings})
@@ -544,173 +545,9 @@ class ServiceStep(Step):
             _ecs(run, "deregister_task_definition", taskDefinition=arn)
 
 
-def task_definition(run: Run, image: str, database: Outputs, runtime: Outputs) -> dict[str, Any]:
-    """The task definition for this environment. Secrets only ever as `valueFrom` references."""
-    service = run.config.settings.service
-    port = service.container_port
-    environment = {
-        "DB_HOST": database["host"],
-        "DB_PORT": str(database["port"]),
-        "DB_NAME": database["name"],
-        "PORT": str(port),
-        # Behind CloudFront, the client's address is the second-to-last X-Forwarded-For hop.
-        "PROXY_FIX_X_FOR": "2" if service.front == "cloudfront" else "1",
-        "NNOTE_ENV": "production",
-        # Every front door serves HTTPS: cookies are Secure, and the app sends HSTS.
-        "SESSION_COOKIE_SECURE": "1",
-        "FORWARDED_ALLOW_IPS": "*",
-        # Two sync workers per vCPU the task is given, at least two: Fargate shows gunicorn
-        # the host's cores (2 for a quarter vCPU, so 4 workers), and fewer workers start
-        # sooner (bench/image_start.py: 0.8 s to the first 200 with 2, 1.5 s with 4).
-        "WEB_CONCURRENCY": str(max(2, 2 * service.cpu // 1024)),
-    }
-    secrets = {
-        "DB_USERNAME": f"{database['secret_arn']}:username::",
-        "DB_PASSWORD": f"{database['secret_arn']}:password::",
-        "SECRET_KEY": runtime["app_secret_arn"],
-    }
-    rollout = service.rollout
-    health = (
-        'python3 -c "import urllib.request; '
-        f"urllib.request.urlopen('http://127.0.0.1:{port}/healthz', timeout=2)\""
-    )
-    return {
-        "family": run.config.prefix,
-        "networkMode": "awsvpc",
-        "requiresCompatibilities": ["FARGATE"],
-        "cpu": str(service.cpu),
-        "memory": str(service.memory_mb),
-        "executionRoleArn": runtime["execution_role_arn"],
-        "taskRoleArn": runtime["task_role_arn"],
-        "containerDefinitions": [
-            {
-                "name": CONTAINER,
-                "image": image,
-                "essential": True,
-                "memory": service.memory_mb,
-                "portMappings": [{"containerPort": port, "protocol": "tcp"}],
-                "environment": [{"name": k, "value": v} for k, v in sorted(environment.items())],
-                "secrets": [{"name": k, "valueFrom": v} for k, v in sorted(secrets.items())],
-                "logConfiguration": {
-                    "logDriver": "awslogs",
-                    "options": {
-                        "awslogs-group": runtime["log_group"],
-                        "awslogs-region": run.aws.region,
-                        "awslogs-stream-prefix": CONTAINER,
-                    },
-                },
-                # The container's own check runs as often as the load balancer's, so ECS
-                # calls a task healthy no later than the target group does.
-                "healthCheck": {
-                    "command": ["CMD-SHELL", health],
-                    "interval": rollout.health_check_interval_seconds,
-                    "timeout": min(rollout.health_check_timeout_seconds, 60),
-                    "retries": rollout.unhealthy_threshold,
-                    "startPeriod": min(rollout.grace_period_seconds, 300),
-                },
-                "stopTimeout": rollout.stop_timeout_seconds,
-            }
-        ],
-    }
-
-
-COMPARED = ("cpu", "memory", "executionRoleArn", "taskRoleArn")
-COMPARED_CONTAINER = (
-    "image",
-    "portMappings",
-    "environment",
-    "secrets",
-    "logConfiguration",
-    "memory",
-    "healthCheck",
-    "stopTimeout",
-)
-
-
-def _differences(wanted: dict[str, Any], current: dict[str, Any] | None) -> list[str]:
-    if current is None:
-        return ["task definition"]
-    changed = [key for key in COMPARED if str(wanted.get(key)) != str(current.get(key))]
-    have = app_container(current)
-    want = wanted["containerDefinitions"][0]
-    changed += [
-        key for key in COMPARED_CONTAINER if _normal(want.get(key)) != _normal(have.get(key))
-    ]
-    return changed
-
-
-def _normal(value: Any) -> str:
-    if isinstance(value, list):
-        return json.dumps(
-            sorted((_strip_defaults(v) for v in value), key=json.dumps), sort_keys=True
-        )
-    return json.dumps(_strip_defaults(value), sort_keys=True)
-
-
-def _strip_defaults(value: Any) -> Any:
-    if isinstance(value, dict):  # ECS echoes hostPort and protocol back; compare what we set
-        return {k: v for k, v in value.items() if k not in ("hostPort",)}
-    return value
-
-
-def rollout_settings(run: Run) -> dict[str, Any]:
-    """The service's side of deploy.toml's [service.rollout]: grace period and deployment
-    configuration (the circuit breaker always on, with rollback)."""
-    rollout = run.config.settings.service.rollout
-    return {
-        "healthCheckGracePeriodSeconds": rollout.grace_period_seconds,
-        "deploymentConfiguration": {
-            "maximumPercent": rollout.maximum_percent,
-            "minimumHealthyPercent": rollout.minimum_healthy_percent,
-            "deploymentCircuitBreaker": {"enable": True, "rollback": True},
-            "alarms": alarms.deployment_alarms(run),
-        },
-    }
-
-
-def current_rollout_settings(service: dict[str, Any]) -> dict[str, Any]:
-    """The same keys as a service reports them (ECS adds others, e.g. alarms: not ours)."""
-    configuration = service.get("deploymentConfiguration") or {}
-    found = configuration.get("alarms") or {}
-    return {
-        "healthCheckGracePeriodSeconds": service.get("healthCheckGracePeriodSeconds"),
-        "deploymentConfiguration": {
-            "maximumPercent": configuration.get("maximumPercent"),
-            "minimumHealthyPercent": configuration.get("minimumHealthyPercent"),
-            # ECS adds its own keys (resetOnHealthyTask, thresholdConfiguration): ours only.
-            "deploymentCircuitBreaker": {
-                key: (configuration.get("deploymentCircuitBreaker") or {}).get(key)
-                for key in ("enable", "rollback")
-            },
-            # ECS may leave out alarms that are off; off is off, whatever the names.
-            "alarms": {
-                "alarmNames": sorted(found.get("alarmNames") or []) if found.get("enable") else [],
-                "enable": bool(found.get("enable")),
-                "rollback": bool(found.get("rollback")) and bool(found.get("enable")),
-            },
-        },
-    }
-
-
-def _known(settings: dict[str, Any]) -> dict[str, Any]:
-    """Settings as an update takes them back: what the service did not report is left out."""
-    known: dict[str, Any] = {}
-    for key, value in settings.items():
-        if isinstance(value, dict):
-            value = _known(value)
-        if value not in (None, {}):
-            known[key] = value
-    return known
-
-
 def primary_deployment(service: dict[str, Any]) -> dict[str, Any]:
     """The service's PRIMARY deployment, the one ECS rolls out ({} if it lists none)."""
     return next((d for d in service.get("deployments", []) if d.get("status") == "PRIMARY"), {})
-
-
-def app_container(task: dict[str, Any]) -> dict[str, Any]:
-    """The app's container definition in a task definition ({} if it has none)."""
-    return next((c for c in task.get("containerDefinitions", []) if c["name"] == CONTAINER), {})
 
 
 def _tag(service: dict[str, Any], key: str) -> str | None:

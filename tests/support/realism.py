@@ -845,7 +845,9 @@ class DrainingServices(Rule):
 
 class ServiceSettingsEcho(Rule):
     """ECS reports a service's health check grace period and deployment configuration (its
-    defaults when none was given: 200%/100%, circuit breaker off); moto reports neither."""
+    defaults when none was given: 200%/100%, circuit breaker off); moto reports neither. And
+    an update to a new task definition starts a new PRIMARY deployment of it, where moto
+    leaves its one deployment on the first revision."""
 
     DEFAULTS: ClassVar[dict[str, Any]] = {
         "healthCheckGracePeriodSeconds": 0,
@@ -876,6 +878,9 @@ class ServiceSettingsEcho(Rule):
         found = document.get("services") or [document.get("service") or {}]
         for service in found:
             service.update(settings.get(service.get("serviceName"), {}))
+            for deployment in service.get("deployments") or []:
+                if deployment.get("status") == "PRIMARY" and service.get("taskDefinition"):
+                    deployment["taskDefinition"] = service["taskDefinition"]
         return json_answer(document)
 
 
