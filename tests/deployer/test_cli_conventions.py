@@ -242,7 +242,7 @@ def test_plan_redeploy_and_down_write_step_summaries(cli, tmp_path: Path) -> Non
     url = outputs.removeprefix("service_url=").strip()
     assert url.startswith("https://")
     assert "## nnote-deploy redeploy: staging" in redeploy
-    assert re.search(rf"\*\*Result:\*\* revision \d+ is running: {re.escape(url)}", redeploy)
+    assert re.search(rf"\*\*Result:\*\* revision \d+ is serving: {re.escape(url)}", redeploy)
 
     down, _ = summarised("down", "--yes")
     assert "## nnote-deploy down: staging" in down and "leak audit: nothing left" in down

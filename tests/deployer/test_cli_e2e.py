@@ -100,13 +100,14 @@ def test_up_converges_then_changes_nothing(cli) -> None:  # type: ignore[no-unty
     second = cli("up", "--yes")
     assert second.code == 0 and "no changes" in second.text
     total, mutating = calls(second.text)
-    # 32: every read a converged environment needs, the autoscaling target among them (a
-    # setting removed from deploy.toml must be undone), and the front door's six (prefix
-    # list, origin rule, distribution and its tags, certificates, load balancer's name).
-    assert mutating == 0 and total <= 32
+    # 34: every read a converged environment needs, the autoscaling target and the rollout
+    # alarms among them (a setting removed from deploy.toml must be undone), the target
+    # group's deregistration delay, and the front door's six (prefix list, origin rule,
+    # distribution and its tags, certificates, load balancer's name).
+    assert mutating == 0 and total <= 34
     assert cli("plan", "--detailed-exitcode").code == 0
     status_calls, status_mutating = calls(cli("status").text)
-    assert status_calls <= 32 and status_mutating == 0
+    assert status_calls <= 34 and status_mutating == 0
 
 
 def test_database_is_private_encrypted_and_only_reachable_from_the_app(cli) -> None:  # type: ignore[no-untyped-def]

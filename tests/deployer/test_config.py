@@ -239,7 +239,7 @@ def test_a_well_formed_class_outside_the_list_is_still_taken(
             "env.prod.db.instance_clas: unknown key; did you mean instance_class?",
         ),
         (
-            ("cpu_target = 60 }\n\n[env.acceptance]", "cpu_targt = 60 }\n\n[env.acceptance]"),
+            ("cpu_target = 60 }\n", "cpu_targt = 60 }\n"),
             "env.prod.service.autoscaling.cpu_targt: unknown key; did you mean cpu_target?",
         ),
         (

@@ -674,6 +674,7 @@ def test_resource_type_refuses_an_arn_the_action_does_not_take() -> None:
         resource_type("ec2:DeleteVpc", "*")  # it has resource-level permissions
     with pytest.raises(MappingError):
         resource_type("ec2:NoSuchAction", "*")
+    assert resource_type("ecs:ListTasks", "*") is None  # no container instance filtered by
 
 
 def test_denials_name_the_action_resource_and_create_action() -> None:

@@ -126,14 +126,19 @@ def _arn_pattern(template: str) -> re.Pattern[str]:
     return re.compile(".+".join(re.escape(part) for part in parts))
 
 
+# Actions whose resource the reference marks required but AWS names only when the call does:
+# ecs:ListTasks is authorized on the container instance when it filters by one, else on "*"
+# with ecs:cluster (the ECS guide's policy examples list a cluster's tasks that way).
+RESOURCE_ONLY_WHEN_NAMED = frozenset({"ecs:ListTasks"})
+
+
 def resource_type(action: str, resource: str) -> str | None:
     """The resource type of `action` whose ARN format `resource` matches (None for "*", which
-    an action with resource types accepts only where the reference also lists it without one,
-    as ecs:ListTasks without a container instance)."""
-    listed = _privilege(action)["resource_types"]
-    types = {name for name in listed if name}
+    an action with resource types takes only where AWS names the resource for some calls only:
+    RESOURCE_ONLY_WHEN_NAMED)."""
+    types = {name for name in _privilege(action)["resource_types"] if name}
     if resource == "*":
-        if types and "" not in listed:
+        if types and action not in RESOURCE_ONLY_WHEN_NAMED:
             raise MappingError(f"{action} has resource-level permissions ({sorted(types)})")
         return None
     arns = _service(action.split(":")[0])["resources"]
