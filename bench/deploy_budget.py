@@ -22,7 +22,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = str(Path(sys.executable).parent / "nnote-deploy")
-COMMANDS = ("up", "plan", "verify", "status", "down", "redeploy", "logs", "unlock", "bootstrap")
+COMMANDS = (
+    "up",
+    "plan",
+    "verify",
+    "status",
+    "down",
+    "redeploy",
+    "releases",
+    "rollback",
+    "logs",
+    "unlock",
+    "bootstrap",
+)
 sys.path.insert(0, str(ROOT))  # tests.support.realism: the emulator the tests use
 
 
