@@ -98,7 +98,7 @@ class Scenario:
     def _describe(self, parsed: dict[str, Any], **_: Any) -> None:
         # Started by the deployment being watched, as ECS sets startedBy for a service's tasks.
         tasks = [
-            {**task, "startedBy": self.deployment_id}
+            {"startedBy": self.deployment_id, **task}
             for task in self.running + self.stopped
             if task["taskArn"] in self.asked
         ]
@@ -239,6 +239,24 @@ def test_the_timeline_reaches_the_terminal_json_and_the_step_summary(
     assert re.search(r"provisioning +12\.0s +done at \+", result.stderr)
     table = summary.read_text()
     assert "**Rollout timeline**" in table and "| pull | 3.5 |" in table
+
+
+def test_tasks_of_earlier_deployments_are_not_this_rollouts_failures(
+    aws_env: dict[str, str],
+) -> None:
+    """The service's stopped tasks include the last deployment's (ListTasks lists a service's
+    tasks); only those started by the deployment being watched are its failures."""
+    deploy(PREBUILT_IMAGE)
+    scenario = healthy_rollout()
+    scenario.stopped = [
+        {
+            **stopped_task(f"old{i}", "Essential container in task exited", 1),
+            "startedBy": "ecs-svc/7",
+        }
+        for i in range(4)
+    ]
+    run = deploy(IMAGE_B, scenario, timeout=600)
+    assert run.rollout.completed and run.rollout.failures == []
 
 
 def test_a_completed_rollout_is_a_release_and_rollback_goes_back_to_one(cli) -> None:  # type: ignore[no-untyped-def]
