@@ -3,24 +3,34 @@
 `python -m nnote.boot gunicorn --config gunicorn.conf.py` is the image's command. A bad
 setting fails at once; only an unreachable database is retried, DB_WAIT_ATTEMPTS times,
 DB_WAIT_SECONDS apart. `exec` hands PID 1 to gunicorn so SIGTERM from ECS reaches it.
+
+Tasks that start together (a service of two, a scale-out during a deploy) would migrate the
+same database at the same moment: on MySQL the upgrade runs under a database-level lock
+(GET_LOCK, held by one connection for the upgrade's length), so one task migrates and the
+others wait, then find nothing to do. SQLite is one file on one machine: it needs none.
+NNOTE_MIGRATE=0 starts without migrating at all (a task whose schema someone else applies).
 Installed without the app extra (`nnote` alone, or `nnote[deploy]`), it says which modules
 are missing and exits 1, before importing any of them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import sys
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from flask import Flask
+    from sqlalchemy.engine import Engine
 
 EXIT_DEPENDENCIES = 1
 EXIT_CONFIG = 2
 EXIT_DATABASE = 3
+EXIT_LOCK = 4
 # The app extra's top-level modules (pyproject.toml, [project.optional-dependencies]).
 DEPENDENCIES = (
     "flask",
@@ -65,11 +75,47 @@ def wait_for_database(app: Flask, attempts: int, delay: float) -> bool:
     return False
 
 
+MIGRATION_LOCK = "nnote-migrate"
+
+
+class MigrationLockTimeout(RuntimeError):
+    pass
+
+
 def migrate(app: Flask) -> None:
     from flask_migrate import upgrade
 
-    with app.app_context():
+    from nnote.models import db
+
+    if os.environ.get("NNOTE_MIGRATE", "1") == "0":
+        log("not migrating (NNOTE_MIGRATE=0)")
+        return
+    with app.app_context(), migration_lock(db.engine):
         upgrade()
+
+
+@contextlib.contextmanager
+def migration_lock(engine: Engine) -> Iterator[None]:
+    """One migration at a time per database (MySQL's GET_LOCK; SQLite needs none). The lock
+    belongs to this connection's session: released when the upgrade ends, or by the server
+    if the task dies."""
+    if engine.dialect.name != "mysql":
+        yield
+        return
+    from sqlalchemy import text
+
+    wait = int(os.environ.get("NNOTE_MIGRATION_LOCK_SECONDS", "600"))
+    with engine.connect() as connection:
+        lock = text("SELECT GET_LOCK(:name, :wait)")
+        if connection.execute(lock, {"name": MIGRATION_LOCK, "wait": 0}).scalar() != 1:
+            log("another task is migrating the database; waiting for it")
+            if connection.execute(lock, {"name": MIGRATION_LOCK, "wait": wait}).scalar() != 1:
+                raise MigrationLockTimeout(f"the migration lock was not free within {wait}s")
+            log("the other task's migration is done")
+        try:
+            yield
+        finally:
+            connection.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": MIGRATION_LOCK})
 
 
 def main(command: list[str]) -> int:
@@ -91,7 +137,11 @@ def main(command: list[str]) -> int:
     if not wait_for_database(app, attempts, float(os.environ.get("DB_WAIT_SECONDS", "2"))):
         log(f"database not reachable after {attempts} attempts; giving up")
         return EXIT_DATABASE
-    migrate(app)
+    try:
+        migrate(app)
+    except MigrationLockTimeout as error:
+        log(f"cannot start: {error}")
+        return EXIT_LOCK
     if command:
         os.execvp(command[0], command)
     return 0
