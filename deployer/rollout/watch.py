@@ -44,7 +44,6 @@ class Verdict:
     serving: str | None = None
     failures: list[TaskFailure] = field(default_factory=list)
     timeline: Timeline = field(default_factory=Timeline)
-    polls: int = 0
     # The task definition watched.
     task_definition: str = ""
 
@@ -80,7 +79,6 @@ class Watcher:
     clock: Callable[[], float] = time.time
     failed: dict[str, TaskFailure] = field(default_factory=dict)  # by task id
     reported: set[tuple[str, int | None, str]] = field(default_factory=set)
-    polls: int = 0
     _over_threshold: int = 0
     _task_ips: set[str] = field(default_factory=set)
     _seen: set[str] = field(default_factory=set)  # stopped tasks already read
@@ -107,7 +105,6 @@ class Watcher:
             verdict = self._judge(service, mine, self.clock() - started, timeout)
             if verdict is not None:
                 verdict.failures, verdict.timeline = self.distinct_failures(), self.timeline
-                verdict.polls = self.polls
                 verdict.task_definition = str(self.deployment.get("taskDefinition", ""))
                 return verdict
             now = self.clock()
@@ -221,7 +218,6 @@ class Watcher:
         """This deployment's tasks in `status`. ListTasks filters by service (startedBy must
         be its only filter, so it cannot be combined with a status); a service task's
         `startedBy` is its deployment's id. With `only_new`, tasks read before are skipped."""
-        self.polls += 1
         prefix = self.run.config.prefix
         arns = paginate(
             self.run.aws,
@@ -248,7 +244,6 @@ class Watcher:
         return [t for t in found if t.get("startedBy") == self.deployment_id]
 
     def _service(self) -> dict[str, Any]:
-        self.polls += 1
         prefix = self.run.config.prefix
         return dict(
             call(self.run.aws, "ecs", "describe_services", cluster=prefix, services=[prefix])[

@@ -243,7 +243,8 @@ class ServiceStep(Step):
             deployment = self._update_service(run, service, arn)
         autoscaling.converge(run, observed.get("scaling"))
         if deployment is not None:
-            self.roll_out(run, deployment, arn, last_good, inputs["image"].get("version"))
+            release = {"image": inputs["image"]["uri"], "commit": inputs["image"].get("version")}
+            self.roll_out(run, deployment, arn, last_good, release)
         return {
             "task_definition_arn": arn,
             "image": inputs["image"]["uri"],
@@ -423,7 +424,7 @@ class ServiceStep(Step):
         )["service"]
         current = str(service["taskDefinition"])
         last_good = _tag(service, LAST_GOOD) or current
-        self.roll_out(run, primary_deployment(updated), current, last_good, None, record=False)
+        self.roll_out(run, primary_deployment(updated), current, last_good)
         return str(service["taskDefinition"])
 
     def roll_back_to(self, run: Run, arn: str) -> str:
@@ -439,7 +440,7 @@ class ServiceStep(Step):
         )
         updated = self._point_service(run, arn, count)
         previous = str(service["taskDefinition"])
-        self.roll_out(run, primary_deployment(updated), arn, previous, None, record=False)
+        self.roll_out(run, primary_deployment(updated), arn, previous)
         return arn
 
     def _existing_service(self, run: Run, verb: str) -> dict[str, Any]:
@@ -458,9 +459,7 @@ class ServiceStep(Step):
         deployment: dict[str, Any],
         arn: str,
         last_good: str | None,
-        commit: str | None,
-        *,
-        record: bool = True,
+        release: dict[str, Any] | None = None,
     ) -> Verdict:
         """Watch the deployment; a completed one becomes a release and the last good revision,
         a failed one goes back to `last_good` (unless ECS already rolled back) and raises."""
@@ -469,11 +468,8 @@ class ServiceStep(Step):
         run.rollout = verdict
         if not verdict.completed:
             self._fail(run, verdict, last_good)
-        if record:
-            image = app_container(
-                _ecs(run, "describe_task_definition", taskDefinition=arn)["taskDefinition"]
-            ).get("image", "?")
-            tags = releases.record(image, commit, run.timeline.total_seconds)
+        if release is not None:  # `up`'s new revision (not a redeploy or a rollback)
+            tags = releases.record(release["image"], release["commit"], run.timeline.total_seconds)
             _ecs(run, "tag_resource", resourceArn=arn, tags=tags)
         _ecs(
             run,

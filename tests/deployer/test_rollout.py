@@ -515,20 +515,23 @@ def test_rollout_settings_reach_the_target_group_and_the_service(
     )
 
 
-def test_a_health_check_timeout_not_below_its_interval_is_refused(tmp_path: Path) -> None:
+def refusals(tmp_path: Path, env: str, rollout: str) -> list[str]:
+    """The problems deploy.toml's validation finds in an env with these [service.rollout] lines."""
     from deployer.config import load
     from deployer.errors import ConfigError
 
-    text = (ROOT / "deploy.toml").read_text() + (
-        "\n[env.fast.service.rollout]\nhealth_check_interval_seconds = 5\n"
-        "health_check_timeout_seconds = 5\n"
-    )
+    text = (ROOT / "deploy.toml").read_text() + f"\n[env.{env}.service.rollout]\n{rollout}\n"
     (tmp_path / "deploy.toml").write_text(text)
     with pytest.raises(ConfigError) as refused:
-        load(tmp_path / "deploy.toml", "fast")
-    assert any(
-        "must be less than health_check_interval_seconds" in p for p in refused.value.problems
+        load(tmp_path / "deploy.toml", env)
+    return refused.value.problems
+
+
+def test_a_health_check_timeout_not_below_its_interval_is_refused(tmp_path: Path) -> None:
+    problems = refusals(
+        tmp_path, "fast", "health_check_interval_seconds = 5\nhealth_check_timeout_seconds = 5"
     )
+    assert any("must be less than health_check_interval_seconds" in p for p in problems)
 
 
 def test_every_rollout_setting_is_documented_in_the_shipped_deploy_toml_with_its_default() -> None:
@@ -609,15 +612,5 @@ def as_deployer_sees_it() -> dict[str, Any]:
 
 
 def test_a_rollout_with_no_room_to_move_is_refused(tmp_path: Path) -> None:
-    from deployer.config import load
-    from deployer.errors import ConfigError
-
-    text = (ROOT / "deploy.toml").read_text() + (
-        "\n[env.stuck.service.rollout]\nminimum_healthy_percent = 100\nmaximum_percent = 100\n"
-    )
-    (tmp_path / "deploy.toml").write_text(text)
-    with pytest.raises(ConfigError) as refused:
-        load(tmp_path / "deploy.toml", "stuck")
-    assert any(
-        "maximum_percent must be above minimum_healthy_percent" in p for p in refused.value.problems
-    )
+    problems = refusals(tmp_path, "stuck", "minimum_healthy_percent = 100\nmaximum_percent = 100")
+    assert any("maximum_percent must be above minimum_healthy_percent" in p for p in problems)
