@@ -420,13 +420,21 @@ def down(
     verbose: VerboseOpt = False,
     lock_wait: LockWaitOpt = 0,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for the env name.")] = False,
+    delete_snapshots: Annotated[
+        bool,
+        typer.Option(
+            "--delete-snapshots", help="Also delete the snapshots taken before migrations."
+        ),
+    ] = False,
 ) -> None:
-    """Delete everything this environment owns, then audit for leftovers."""
+    """Delete everything this environment owns, then audit for leftovers. The snapshots
+    taken before migrations are kept unless --delete-snapshots is given."""
     from deployer.errors import ExitCode
 
     renderer = _renderer()
     with reported(renderer, verbose):
         run = _start(config, env, region, profile, renderer)
+        run.delete_snapshots = delete_snapshots
         from deployer import pipeline
 
         if not yes and not _confirmed(lambda: _confirm_down(run, renderer)):
@@ -440,7 +448,7 @@ def down(
             result = pipeline.down(run, renderer, lock_wait=lock_wait)
         renderer.resources(result.deleted, "deleted")
         if result.kept:
-            renderer.resources(result.kept, "kept (db.final_snapshot)")
+            renderer.resources(result.kept, "kept (db.final_snapshot, db.snapshot_before_migrate)")
         renderer.calls(*_calls(run))
         title = f"nnote-deploy down: {run.config.env}"
         if result.leftovers:
@@ -524,17 +532,27 @@ def rollback(
         int | None,
         typer.Option("--to", help="The release (revision) to go back to; default: the one before."),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Even across a schema migration that is not backward compatible "
+            "(the database is not changed; the snapshot to restore is named).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Redeploy a recorded release (see `releases`), watched like any rollout."""
+    """Redeploy a recorded release (see `releases`), watched like any rollout. Refused when
+    its code expects an older schema than the database's, unless every migration since
+    is backward compatible or --force is given."""
 
     from deployer import pipeline
 
-    _watched(
-        "rollback",
-        (config, env, region, profile, verbose, as_json),
-        lambda run, events: pipeline.rollback(run, events, to, lock_wait=lock_wait),
-    )
+    def roll_back(run: Run, events: Renderer) -> str:
+        run.force_schema = force
+        return pipeline.rollback(run, events, to, lock_wait=lock_wait)
+
+    _watched("rollback", (config, env, region, profile, verbose, as_json), roll_back)
 
 
 def _watched(
@@ -573,6 +591,52 @@ def _watched(
             github.write_outputs({"service_url": url})
         renderer.line(f"{command}: {outcome}")
         _done(renderer, command, None if as_json else url)
+
+
+@app.command("run", context_settings={"allow_extra_args": False, "ignore_unknown_options": True})
+def run_task(
+    command: Annotated[
+        list[str],
+        typer.Argument(help="The command, after --: e.g. -- flask --app nnote db current"),
+    ],
+    config: ConfigOpt = Path("deploy.toml"),
+    env: EnvOpt = "staging",
+    region: RegionOpt = None,
+    profile: ProfileOpt = None,
+    verbose: VerboseOpt = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds to wait for the task to end.")
+    ] = 3600,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a one-off command as a task of the serving revision, with the service's
+    environment and secrets; print its log lines and exit with its exit code."""
+    renderer = _renderer()
+    with reported(renderer, verbose):
+        run = _start(config, env, region, profile, renderer)
+        from deployer import pipeline
+        from deployer.errors import DeployError
+
+        echo = renderer.line if as_json else renderer.result
+        outcome = pipeline.run_command(run, command, echo, timeout)
+        renderer.calls(*_calls(run))
+        if as_json:
+            import json
+
+            renderer.result(json.dumps({"schema": 1, "command": command, **outcome.as_json()}))
+        if outcome.exit_code is None:
+            failure = outcome.failure
+            raise DeployError(
+                f"task {outcome.task_id} stopped before its command ended: "
+                + (f"{failure.sentence} ({failure.stopped_reason})" if failure else "no exit code"),
+                failure.hint if failure else "see the task in the ECS console",
+            )
+        renderer.line(
+            f"run: task {outcome.task_id} exited with code {outcome.exit_code} "
+            f"after {outcome.seconds:.0f}s"
+        )
+        if outcome.exit_code:
+            raise typer.Exit(outcome.exit_code)
 
 
 @app.command()

@@ -97,6 +97,10 @@ class DatabaseSettings(Section):
     multi_az: bool = False
     deletion_protection: bool = False
     final_snapshot: bool = False
+    # A manual snapshot, taken and waited for, before a release migrates the schema; the
+    # newest `snapshots_keep` of them are kept (`down` deletes them only when asked).
+    snapshot_before_migrate: bool = False
+    snapshots_keep: int = Field(3, ge=1, le=100)
     name: str = Field("nnote", pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
     username: str = Field("nnote", pattern=r"^[A-Za-z][A-Za-z0-9_]{0,15}$")
     # Paid RDS Extended Support, needed for a major version past standard support.
@@ -420,7 +424,9 @@ def _has_path(table: dict[str, Any], location: tuple[str, ...]) -> bool:
 
 PRODUCTION_NAMES = ("prod", "production")
 # A production database is protected unless deploy.toml says otherwise.
-PRODUCTION_DEFAULTS = {"db": {"deletion_protection": True, "final_snapshot": True}}
+PRODUCTION_DEFAULTS = {
+    "db": {"deletion_protection": True, "final_snapshot": True, "snapshot_before_migrate": True}
+}
 
 
 def _merged_settings(file: FileSchema, env: str) -> dict[str, Any]:

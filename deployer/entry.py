@@ -40,4 +40,7 @@ def main() -> Any:
         sys.exit(1)
     from deployer.cli import main as cli_main
 
-    return cli_main()
+    try:
+        return cli_main()
+    except KeyboardInterrupt:  # Ctrl-C after the command's own handling ended: still 130
+        sys.exit(130)

@@ -137,9 +137,12 @@ def leftovers(aws: Aws, owner: Owner, only_run: bool = False) -> list[Resource]:
     return sorted(unique.values(), key=lambda r: (r.component, r.type, r.id))
 
 
-def is_final_snapshot(resource: Resource, prefix: str) -> bool:
-    """A snapshot `down` took because the settings ask for one: kept, never a leak."""
-    return resource.type == "rds:snapshot" and resource.id.startswith(f"{prefix}-final-")
+def is_kept_snapshot(resource: Resource, prefix: str) -> bool:
+    """A snapshot the settings ask to keep: `down`'s final one, or one taken before a
+    migration (deleted only by `down --delete-snapshots`). Kept, never a leak."""
+    return resource.type == "rds:snapshot" and resource.id.startswith(
+        (f"{prefix}-final-", f"{prefix}-release-")
+    )
 
 
 def tagged(aws: Aws, owner: Owner, resource_type: str) -> list[str]:

@@ -17,16 +17,18 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from deployer import inventory
+from deployer import inventory, oneoff
 from deployer.errors import DeployError, ExitCode, Interrupted
 from deployer.inventory import Resource
 from deployer.journal import Entry, RollbackReport
 from deployer.lock import Lock
+from deployer.rollout import migrations, snapshots
 from deployer.rollout.releases import Release, list_releases
+from deployer.schema import database_schema
 from deployer.steps.base import RETIRE_ORDER, Change, Observed, Refusal, Run, Step
 from deployer.steps.certificate import CertificateStep
 from deployer.steps.database import DatabaseStep
@@ -342,7 +344,10 @@ def _unjournaled(run: Run) -> list[tuple[str, str]]:
     return [
         (f"{r.type} {r.id}", "made by this run but its answer was lost; `down` removes it")
         for r in stray
-        if r.component != "lock" and (r.type, r.id) not in known  # the lock: released later
+        # The lock is released later; a snapshot taken before a migration is kept on purpose.
+        if r.component != "lock"
+        and (r.type, r.id) not in known
+        and not inventory.is_kept_snapshot(r, run.config.prefix)
     ]
 
 
@@ -357,7 +362,7 @@ class DownResult:
     deleted: list[Resource]
     leftovers: list[Resource]
     timings: dict[str, float]
-    kept: list[Resource] = field(default_factory=list)  # final snapshots the settings ask for
+    kept: list[Resource] = field(default_factory=list)  # snapshots the settings ask to keep
 
 
 class DownRefused(DeployError):
@@ -392,7 +397,7 @@ def down(
         except StepFailed as failed:
             raise _as_deploy_error(failed.error) from failed.error
         found = _swept(lock, inventory.leftovers(run.aws, run.owner), events)
-    kept = [r for r in found if inventory.is_final_snapshot(r, run.config.prefix)]
+    kept = [r for r in found if inventory.is_kept_snapshot(r, run.config.prefix)]
     return DownResult(existing, [r for r in found if r not in kept], timings, kept)
 
 
@@ -430,18 +435,64 @@ def redeploy(run: Run, events: Events, *, lock_wait: float = 0) -> str:
 
 def rollback(run: Run, events: Events, to: int | None, *, lock_wait: float = 0) -> str:
     """Put the service back on a recorded release (default: the one before the serving one),
-    watched; returns its revision."""
+    watched; returns its revision. Refused when the release's code expects an older schema
+    than the database's across a migration that is not backward compatible, unless
+    `run.force_schema`."""
 
     def roll_back() -> str:
-        return ServiceStep().roll_back_to(run, _release_to_roll_back_to(run, to).arn)
+        target = _release_to_roll_back_to(run, to)
+        _check_schema(run, events, target)
+        return ServiceStep().roll_back_to(run, target.arn)
 
     return _service_action(run, events, lock_wait, roll_back)
 
 
-def releases(run: Run) -> list[Release]:
-    """The recorded releases, newest first, the serving one marked."""
+def _check_schema(run: Run, events: Events, target: Release) -> None:
+    instance = DatabaseStep().observe(run)["instance"] or {}
+    database = database_schema(instance.get("TagList"))
+    if database.head is None or database.accepts(target.schema):
+        return
+    found = snapshots.listed(run)
+    what = f"release {target.revision}"
+    if not run.force_schema:
+        migrations.refuse_if_incompatible(target.schema, database, found, what)
+    restore = snapshots.before_schema(found, target.schema)
+    events.step_note(
+        "service",
+        f"--force: the database stays at schema {database.head}"
+        + (
+            f"; the data from before it is in snapshot {restore.name}"
+            if restore
+            else "; no snapshot holds the older schema"
+        ),
+    )
+
+
+def run_command(
+    run: Run, command: list[str], on_line: Callable[[str], None], timeout: float
+) -> oneoff.TaskOutcome:
+    """`command` as a one-off task of the serving revision, beside the service's tasks and
+    with their environment and secrets; its log lines to `on_line` as they come."""
     service = ServiceStep().observe(run)["service"]
-    return list_releases(run, service["taskDefinition"] if service else None)
+    if service is None:
+        raise DeployError(
+            f"no service {run.config.prefix} to run beside", "run `nnote-deploy up` first"
+        )
+    task = oneoff.start(
+        run, service["taskDefinition"], command, oneoff.network_of(service), "nnote-deploy/run"
+    )
+    revision = str(service["taskDefinition"]).rsplit(":", 1)[-1]
+    run.note("run", f"task {task.rsplit('/', 1)[-1]} of revision {revision} started")
+    return oneoff.Follower(run, task, on_line).follow(timeout)
+
+
+def releases(run: Run) -> list[Release]:
+    """The recorded releases, newest first, the serving one marked, each with the snapshot
+    taken before its migration (if any)."""
+    service = ServiceStep().observe(run)["service"]
+    found = list_releases(run, service["taskDefinition"] if service else None)
+    taken = {s.release: s.name for s in snapshots.listed(run)}
+    return [replace(r, snapshot=taken.get(r.revision)) for r in found]
 
 
 def _release_to_roll_back_to(run: Run, to: int | None) -> Release:

@@ -249,8 +249,10 @@ class Renderer:
                         release.at,
                         release.commit,
                         release.image[:19],
+                        f"schema {release.schema or '?'}",
                         seconds,
                         release.by,
+                        f"snapshot {release.snapshot}" if release.snapshot else "",
                     )
                 )
             )

@@ -9,6 +9,7 @@ same database at the same moment: on MySQL the upgrade runs under a database-lev
 (GET_LOCK, held by one connection for the upgrade's length), so one task migrates and the
 others wait, then find nothing to do. SQLite is one file on one machine: it needs none.
 NNOTE_MIGRATE=0 starts without migrating at all (a task whose schema someone else applies).
+Older code on a database a later release migrated (a rollback) starts without migrating.
 Installed without the app extra (`nnote` alone, or `nnote[deploy]`), it says which modules
 are missing and exits 1, before importing any of them.
 """
@@ -91,7 +92,33 @@ def migrate(app: Flask) -> None:
         log("not migrating (NNOTE_MIGRATE=0)")
         return
     with app.app_context(), migration_lock(db.engine):
+        newer = unknown_revision(app)
+        if newer:
+            # Older code on a database a later release migrated (a rollback): Alembic would
+            # stop at the revision it cannot find. The schema stays as it is.
+            log(f"the database is at {newer}, newer than this code's migrations; not migrating")
+            return
         upgrade()
+
+
+def unknown_revision(app: Flask) -> str | None:
+    """The database's revision when this code's migrations do not know it, else None."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    from nnote.models import db
+
+    scripts = ScriptDirectory.from_config(app.extensions["migrate"].migrate.get_config())
+    with db.engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    if current is None:
+        return None
+    try:
+        scripts.get_revision(current)
+    except CommandError:
+        return current
+    return None
 
 
 @contextlib.contextmanager

@@ -10,7 +10,7 @@ from typing import Any
 from flask import Flask, g
 from flask_login import UserMixin
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, event
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Text, event, false
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.engine import make_url as _make_url
 from sqlalchemy.exc import DBAPIError
@@ -51,14 +51,21 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined]
 
 class Note(db.Model):  # type: ignore[name-defined]
     __tablename__ = "note"
-    # The home page lists one user's notes newest first: this index serves it without a sort.
-    __table_args__ = (Index("ix_note_user_id_id", "user_id", "id"),)
+    # The home page lists one user's notes newest first, the pinned ones apart: the second
+    # index serves both lists without a sort. The first is what code from before pinning
+    # used (migration 0002 keeps it, so that a rollback to that code stays fast).
+    __table_args__ = (
+        Index("ix_note_user_id_id", "user_id", "id"),
+        Index("ix_note_user_id_pinned_id", "user_id", "pinned", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"))
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    # The server default is migration 0002's, which fills the rows written by older code.
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class LoginFailure(db.Model):  # type: ignore[name-defined]

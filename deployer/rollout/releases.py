@@ -1,6 +1,7 @@
 """Releases: every rollout that completed leaves a record on its task definition revision's
-tags (no state file): the git commit, the image digest, when, who or what ran it, and how long
-the rollout took. `releases` lists them; `rollback` redeploys one.
+tags (no state file): the git commit, the image digest, the schema head it was built for,
+when, who or what ran it, and how long the rollout took. `releases` lists them; `rollback`
+redeploys one.
 
 ECS tag values allow letters, digits, spaces and `+ - = . _ : / @`, 256 characters at most.
 """
@@ -35,6 +36,8 @@ class Release:
     by: str
     seconds: float | None
     serving: bool = False
+    schema: str | None = None  # the Alembic head its code expects; None: not recorded
+    snapshot: str | None = None  # the snapshot taken before its migration, if any
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -46,10 +49,14 @@ class Release:
             "released_by": self.by,
             "rollout_seconds": self.seconds,
             "serving": self.serving,
+            "schema": self.schema,
+            "snapshot": self.snapshot,
         }
 
 
-def record(image: str, commit: str | None, seconds: float) -> list[dict[str, str]]:
+def record(
+    image: str, commit: str | None, seconds: float, schema: str | None = None
+) -> list[dict[str, str]]:
     """The tags that make a revision a release."""
     fields = {
         "commit": commit or os.environ.get("GITHUB_SHA", "")[:12] or "unknown",
@@ -57,6 +64,7 @@ def record(image: str, commit: str | None, seconds: float) -> list[dict[str, str
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "by": actor(),
         "seconds": f"{seconds:.1f}",
+        "schema": schema or "unknown",
     }
     return [{"key": PREFIX + key, "value": _tag_value(value)} for key, value in fields.items()]
 
@@ -97,6 +105,7 @@ def parse(
         by=values.get("by", "?"),
         seconds=float(seconds) if seconds and _is_number(seconds) else None,
         serving=task["taskDefinitionArn"] == serving,
+        schema=None if values.get("schema", "unknown") == "unknown" else values["schema"],
     )
 
 

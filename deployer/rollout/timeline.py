@@ -1,7 +1,8 @@
 """A rollout's phases, each ending at a moment AWS reports where AWS gives a timestamp, so
 those durations are AWS's and not the watcher's polling.
 
-build, push and register are ours (timed around our calls); provisioning, pull and start end
+build, push, register, and a release's snapshot and migration are ours (timed around our
+calls); provisioning, pull and start end
 at the newest task's `pullStartedAt`, `pullStoppedAt` and `startedAt` (AWS's clock); healthy
 when every new target passes the load balancer's check and traffic when no old target still
 serves: Elastic Load Balancing gives no time for a health change, so these two are when the
@@ -19,6 +20,8 @@ PHASES = (
     "build",
     "push",
     "register",
+    "snapshot",
+    "migrate",
     "provisioning",
     "pull",
     "start",
@@ -26,7 +29,8 @@ PHASES = (
     "traffic",
     "drained",
 )
-ROLLOUT_PHASES = PHASES[3:]
+OURS = PHASES[:5]
+ROLLOUT_PHASES = PHASES[5:]
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,7 @@ class Phase:
 class Timeline:
     """Phase boundaries as they become known; `phases()` orders them."""
 
-    spans: dict[str, tuple[float, float]] = field(default_factory=dict)  # ours: build..register
+    spans: dict[str, tuple[float, float]] = field(default_factory=dict)  # ours: build..migrate
     rollout_started: float | None = None
     ends: dict[str, float] = field(default_factory=dict)  # provisioning..drained
 
@@ -67,7 +71,7 @@ class Timeline:
         return True
 
     def phases(self) -> list[Phase]:
-        found = [Phase(name, *self.spans[name]) for name in PHASES[:3] if name in self.spans]
+        found = [Phase(name, *self.spans[name]) for name in OURS if name in self.spans]
         previous = self.rollout_started
         for name in ROLLOUT_PHASES:
             if name not in self.ends or previous is None:

@@ -52,6 +52,11 @@ class Run:
     timeline: Timeline = field(default_factory=Timeline)
     # The watched rollout's verdict (deployer.rollout.watch.Verdict), once there is one.
     rollout: Any = None
+    # Deploy code for an older schema than the database's even across a migration that is
+    # not backward compatible (`rollback --force`).
+    force_schema: bool = False
+    # `down --delete-snapshots`: the snapshots taken before migrations go too.
+    delete_snapshots: bool = False
 
     def retire(self, component: str, description: str, action: Callable[[], Any]) -> None:
         self.retirements.append(Retirement(component, description, action))

@@ -10,6 +10,7 @@ from typing import Any
 from deployer.aws import AwsError, absent, call, retry_while
 from deployer.errors import DeployError, NotOwnedError
 from deployer.inventory import Resource
+from deployer.schema import database_schema
 from deployer.steps.base import Change, Observed, Outputs, Refusal, Run, Step, undo_ignoring
 
 COMPONENT = "database"
@@ -156,6 +157,8 @@ class DatabaseStep(Step):
             "port": instance["Endpoint"]["Port"],
             "name": run.config.settings.db.name,
             "secret_arn": instance["MasterUserSecret"]["SecretArn"],
+            "arn": instance["DBInstanceArn"],
+            "schema": database_schema(instance.get("TagList")),
         }
 
     def _create_group(self, run: Run, subnet_ids: list[str]) -> None:
@@ -304,6 +307,15 @@ class DatabaseStep(Step):
 
     def destroy(self, run: Run, observed: Observed) -> None:
         instance = observed["instance"]
+        if run.delete_snapshots:
+            from deployer.rollout import snapshots
+
+            for snapshot in snapshots.listed(run):
+                if snapshot.status != "available":  # RDS deletes only available snapshots
+                    run.note(COMPONENT, f"snapshot {snapshot.name} is {snapshot.status}: kept")
+                    continue
+                snapshots.delete(run, snapshot.name)
+                run.note(COMPONENT, f"deleted snapshot {snapshot.name}")
         if instance and not _being_deleted(instance):
             self._delete_instance(run, final_snapshot=run.config.settings.db.final_snapshot)
         elif instance:

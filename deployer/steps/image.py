@@ -32,6 +32,7 @@ from deployer.aws import absent, call
 from deployer.docker_engine import Credentials, DockerEngine
 from deployer.errors import DeployError
 from deployer.inventory import MANAGED_BY, MANAGER, Resource, tags_as_dict
+from deployer.schema import read_schema
 from deployer.steps.base import Change, Observed, Outputs, Run, Step
 from deployer.validation import check_image_reference
 
@@ -163,14 +164,23 @@ class ImageStep(Step):
     def observe(self, run: Run) -> Observed:
         if self.prebuilt:
             # Before any change: an image ECS could never pull fails the plan, not the rollout.
-            return {"prebuilt": self.prebuilt, "found": prebuilt_image(run, self.prebuilt)}
+            return {
+                "prebuilt": self.prebuilt,
+                "found": prebuilt_image(run, self.prebuilt),
+                "schema": None,  # an image's migrations cannot be read without pulling it
+            }
         version = source_version(self.source)
         credentials = self.credentials(run)
         repository = f"{credentials.registry}/{run.config.prefix}"
         digest = None
         if not version.endswith("-dirty"):  # a dirty tree never matches what was pushed
             digest = self.engine.registry_digest(f"{repository}:{version}", credentials)
-        return {"version": version, "repository": repository, "digest": digest}
+        return {
+            "version": version,
+            "repository": repository,
+            "digest": digest,
+            "schema": read_schema(self.source),
+        }
 
     def resources(self, observed: Observed) -> list[Resource]:
         if observed.get("digest"):
@@ -199,7 +209,11 @@ class ImageStep(Step):
 
     def apply(self, run: Run, inputs: dict[str, Outputs]) -> Outputs:
         if self.prebuilt:
-            return {"uri": self.prebuilt, "digest": self.prebuilt.partition("@")[2] or None}
+            return {
+                "uri": self.prebuilt,
+                "digest": self.prebuilt.partition("@")[2] or None,
+                "schema": None,
+            }
         # What this run's plan saw (under the lock; a run that waited for it re-plans): looking
         # again would cost another ECR token and registry lookup on every converged `up`.
         observed = run.observed.get(COMPONENT) or self.observe(run)
@@ -207,7 +221,12 @@ class ImageStep(Step):
         digest = observed["digest"]
         if digest is None:
             digest = self._build_and_push(run, repository, version)
-        return {"uri": f"{repository}@{digest}", "digest": digest, "version": version}
+        return {
+            "uri": f"{repository}@{digest}",
+            "digest": digest,
+            "version": version,
+            "schema": observed.get("schema"),
+        }
 
     def build(
         self,

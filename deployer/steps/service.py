@@ -6,9 +6,9 @@ service; then `up` watches *that* deployment (deployer.rollout.watch) until it c
 fails, or times out. A completed rollout records a release on its revision's tags and the
 service's `nnote:last-good` tag; a failed one puts the service back on the last good revision
 (never guessed as "revision minus one"), unless ECS's circuit breaker already did, and is
-reported as a failure either way. The database schema is migrated by the container's entry
-point before gunicorn serves, so a revision whose migration fails never passes its health
-check and is rolled back this way.
+reported as a failure either way. A release that changes the database schema migrates it
+first, with a one-off task of the new revision (deployer.rollout.migrations); the service
+changes only once that task exited 0.
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ from deployer import autoscaling
 from deployer.aws import AwsError, absent, call, paginate, retry_while
 from deployer.errors import DeployError, ExitCode
 from deployer.inventory import Resource, key_of
-from deployer.rollout import alarms, releases
+from deployer.rollout import alarms, migrations, releases, snapshots
 from deployer.rollout.settings import current_rollout_settings, known, rollout_settings
 from deployer.rollout.watch import Verdict, Watcher
+from deployer.schema import Transition, database_schema, transition
 from deployer.steps.base import Change, Observed, Outputs, Run, Step, undo_ignoring
 from deployer.steps.task_definition import CONTAINER, app_container, differences, task_definition
 
@@ -159,6 +160,7 @@ class ServiceStep(Step):
                 ),
                 *autoscaling.changes(run, observed.get("scaling")),
                 *alarms.changes(run, observed.get("alarms") or {}),
+                *self._schema_changes(run),
             ]
         wanted = self._wanted_from_observations(run)
         if wanted is None:
@@ -186,7 +188,22 @@ class ServiceStep(Step):
             changes.append(Change(COMPONENT, "update", "iam:role-policy", SECRETS_POLICY))
         changes += autoscaling.changes(run, observed.get("scaling"))
         changes += alarms.changes(run, observed.get("alarms") or {})
-        return changes
+        return changes + self._schema_changes(run)
+
+    def _schema_changes(self, run: Run) -> list[Change]:
+        """ "migration: A -> B (N steps)" when the release changes the database's schema."""
+        planned = self._planned_schema(run)
+        if planned.kind not in ("upgrade", "older"):
+            return []
+        action = "update" if planned.current else "create"
+        name = run.config.settings.db.name
+        return [Change(COMPONENT, action, "db:schema", name, planned.describe())]
+
+    @staticmethod
+    def _planned_schema(run: Run) -> Transition:
+        instance = (run.observed.get("database") or {}).get("instance") or {}
+        source = (run.observed.get("image") or {}).get("schema")
+        return transition(source, database_schema(instance.get("TagList")))
 
     def _wanted_from_observations(self, run: Run) -> dict[str, Any] | None:
         """The task definition `up` would register, from what plan observed; None if unknown yet."""
@@ -223,6 +240,12 @@ class ServiceStep(Step):
 
     def apply(self, run: Run, inputs: dict[str, Outputs]) -> Outputs:
         observed = self.observe(run)
+        source = inputs["image"].get("schema")
+        planned = transition(source, inputs["database"]["schema"])
+        if planned.kind == "older" and not run.force_schema:
+            migrations.refuse_if_incompatible(
+                planned.wanted, inputs["database"]["schema"], snapshots.listed(run), "this source"
+            )
         self._converge_policy(run, observed["policy"], inputs)
         wanted = task_definition(run, inputs["image"]["uri"], inputs["database"], inputs["runtime"])
         current = observed["task_definition"] or self._latest_revision(run)
@@ -232,6 +255,9 @@ class ServiceStep(Step):
             else (self._register(run, wanted))
         )
         service = observed["service"]
+        serving = service["taskDefinition"] if service else None
+        if planned.kind == "upgrade" or (planned.kind == "unknown" and arn != serving):
+            migrations.run_migration(run, arn, planned, source, inputs, serving=service is not None)
         lb = inputs["loadbalancer"]
         alarms.converge(run, observed.get("alarms") or {}, lb["lb_arn"], lb["target_group_arn"])
         deployment: dict[str, Any] | None
@@ -243,7 +269,11 @@ class ServiceStep(Step):
             deployment = self._update_service(run, service, arn)
         autoscaling.converge(run, observed.get("scaling"))
         if deployment is not None:
-            release = {"image": inputs["image"]["uri"], "commit": inputs["image"].get("version")}
+            release = {
+                "image": inputs["image"]["uri"],
+                "commit": inputs["image"].get("version"),
+                "schema": source.head if source else None,
+            }
             self.roll_out(run, deployment, arn, last_good, release)
         return {
             "task_definition_arn": arn,
@@ -469,7 +499,9 @@ class ServiceStep(Step):
         if not verdict.completed:
             self._fail(run, verdict, last_good)
         if release is not None:  # `up`'s new revision (not a redeploy or a rollback)
-            tags = releases.record(release["image"], release["commit"], run.timeline.total_seconds)
+            tags = releases.record(
+                release["image"], release["commit"], run.timeline.total_seconds, release["schema"]
+            )
             _ecs(run, "tag_resource", resourceArn=arn, tags=tags)
         _ecs(
             run,

@@ -33,6 +33,9 @@ def task_definition(run: Run, image: str, database: Outputs, runtime: Outputs) -
         # the host's cores (2 for a quarter vCPU, so 4 workers), and fewer workers start
         # sooner (bench/image_start.py: 0.8 s to the first 200 with 2, 1.5 s with 4).
         "WEB_CONCURRENCY": str(max(2, 2 * service.cpu // 1024)),
+        # The schema is migrated once per release by a one-off task before the service
+        # changes (deployer.rollout.migrations), never by the serving tasks as they start.
+        "NNOTE_MIGRATE": "0",
     }
     secrets = {
         "DB_USERNAME": f"{database['secret_arn']}:username::",

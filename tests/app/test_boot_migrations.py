@@ -106,3 +106,23 @@ def test_sqlite_migrates_without_a_lock(tmp_path: Path) -> None:
     assert done.returncode == 0, output
     assert "another task" not in output
     assert "alembic_version" in inspect(create_engine(url)).get_table_names()
+
+
+def test_older_code_on_a_database_a_later_release_migrated_starts_without_migrating(
+    tmp_path: Path,
+) -> None:
+    """A rollback runs code whose migrations stop before the database's revision: Alembic
+    would fail on the revision it cannot find; the entry point leaves the schema alone."""
+    url = f"sqlite:///{tmp_path / 'notes.db'}"
+    first = boot(url)
+    assert first.wait(timeout=60) == 0
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE alembic_version SET version_num = '0099_later'")
+    again = boot(url)
+    output, _ = again.communicate(timeout=60)
+    assert again.returncode == 0, output
+    assert "the database is at 0099_later, newer than this code's migrations" in output
+    with engine.connect() as connection:
+        version = connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+    assert version == "0099_later"

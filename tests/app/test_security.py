@@ -32,6 +32,8 @@ from tests.app.conftest import PASSWORD, AuthActions
         ("/notes", {"body": "forged"}),
         ("/notes/1/edit", {"body": "forged"}),
         ("/notes/1/delete", {}),
+        ("/notes/1/pin", {}),
+        ("/notes/1/unpin", {}),
         ("/account/password", {"current": PASSWORD, "password": "x" * 10, "confirm": "x" * 10}),
         ("/account/delete", {"account_password": PASSWORD}),
     ],

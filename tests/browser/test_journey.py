@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from tests.support.server import Gunicorn
 
@@ -93,6 +93,36 @@ def test_journey_from_signup_to_login_again(page: Page, server: Gunicorn, artifa
     page.get_by_label("Password").fill(NEW_PASSWORD)
     page.get_by_role("button", name="Log in").click()
     expect(notes.first).to_have_text("Edited in Chromium")
+
+
+def test_pin_and_unpin_without_javascript(
+    browser: Browser, server: Gunicorn, artifacts: Path
+) -> None:
+    """The buttons submit the page's one hidden `pins` form (by `form` and `formaction`):
+    plain HTML, so a browser with JavaScript off pins and unpins just the same."""
+    context = browser.new_context(
+        java_script_enabled=False, viewport={"width": 1100, "height": 800}
+    )
+    try:
+        page = context.new_page()
+        sign_up(page, server.url, "pins@example.com")
+        for number in range(3):
+            add_note(page, f"Pin note {number}")
+        pinned = page.get_by_role("region", name="Pinned").locator("li.note .body")
+        listed = page.locator("main > ul.notes .body")
+        page.locator("li.note", has_text="Pin note 1").get_by_role(
+            "button", name="Pin", exact=True
+        ).click()
+        expect(page.get_by_role("status")).to_have_text("Note pinned.")
+        expect(pinned).to_have_text(["Pin note 1"])
+        expect(listed).to_have_text(["Pin note 2", "Pin note 0"])
+        shot(page, artifacts, "pinned")
+        page.get_by_role("button", name="Unpin").click()
+        expect(page.get_by_role("status")).to_have_text("Note unpinned.")
+        expect(pinned).to_have_count(0)
+        expect(listed).to_have_text(["Pin note 2", "Pin note 1", "Pin note 0"])
+    finally:
+        context.close()
 
 
 def test_cross_site_form_without_token_fails(page: Page, server: Gunicorn) -> None:

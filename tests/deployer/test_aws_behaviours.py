@@ -125,7 +125,10 @@ def test_down_with_a_final_snapshot_keeps_it_and_finds_no_leak(cli, tmp_path: Pa
     assert cli("up", "--yes", "--image", PREBUILT_IMAGE, config=config).code == 0
     down = cli("down", "--yes", config=config)
     assert down.code == 0, down.text
-    assert "kept (db.final_snapshot) (1):" in down.out and "rds:snapshot" in down.out
+    assert (
+        "kept (db.final_snapshot, db.snapshot_before_migrate) (1):" in down.out
+        and "rds:snapshot" in down.out
+    )
     assert "leak audit: nothing left" in down.text
 
 

@@ -435,6 +435,9 @@ class Bootstrapped:
     def permissions_boundary(self, role_name: str) -> str | None:
         return None
 
+    def task_definition_roles(self, arn: str) -> list[str]:
+        return []
+
 
 # The deploy role may change IAM roles named nnote-* tagged nnote-deploy: never its own role,
 # policies or provider, which bootstrap tags nnote-bootstrap.

@@ -513,14 +513,16 @@ def test_run_id_leads_back_to_the_github_run(monkeypatch: pytest.MonkeyPatch) ->
     assert re.fullmatch(r"\d{8}T\d{6}-[0-9a-f]{6}", first) and first != second
 
 
-def test_only_final_snapshots_of_this_environment_are_kept() -> None:
+def test_only_final_and_release_snapshots_of_this_environment_are_kept() -> None:
     def snapshot(ident: str, kind: str = "rds:snapshot") -> inventory.Resource:
         return inventory.Resource("database", kind, ident, "available")
 
-    assert inventory.is_final_snapshot(snapshot("nnote-staging-final-run-1"), "nnote-staging")
-    assert not inventory.is_final_snapshot(snapshot("nnote-prod-final-run-1"), "nnote-staging")
-    assert not inventory.is_final_snapshot(snapshot("nnote-staging-manual"), "nnote-staging")
-    assert not inventory.is_final_snapshot(
+    assert inventory.is_kept_snapshot(snapshot("nnote-staging-final-run-1"), "nnote-staging")
+    assert not inventory.is_kept_snapshot(snapshot("nnote-prod-final-run-1"), "nnote-staging")
+    assert not inventory.is_kept_snapshot(snapshot("nnote-staging-manual"), "nnote-staging")
+    assert inventory.is_kept_snapshot(snapshot("nnote-staging-release-7"), "nnote-staging")
+    assert not inventory.is_kept_snapshot(snapshot("nnote-prod-release-7"), "nnote-staging")
+    assert not inventory.is_kept_snapshot(
         snapshot("nnote-staging-final-x", "rds:db"), "nnote-staging"
     )
     assert inventory.role_names("nnote-staging") == {

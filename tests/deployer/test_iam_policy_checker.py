@@ -264,6 +264,9 @@ class Account:
     def permissions_boundary(self, role_name: str) -> str | None:
         return "arn:aws:iam::123456789012:policy/nnote-deploy-boundary"
 
+    def task_definition_roles(self, arn: str) -> list[str]:
+        return []
+
 
 def auths(service: str, operation: str, lookup: Any = None, **params: Any) -> list[AuthRequest]:
     return authorizations(Call(service, operation, params, REGION), lookup or Account())

@@ -71,6 +71,8 @@ def test_up_builds_pushes_then_skips_a_commit_already_pushed(  # type: ignore[no
     assert first.code == 0, first.text
     assert f"create image {registry.host}/nnote-staging:{commit}" in first.text
     assert registry.tags("nnote-staging") == sorted([commit, "latest"])
+    # The checkout's own migrations, read from the source built: one task migrates them.
+    assert "migration: (empty) -> 0002_note_pinned (2 steps)" in first.text
     digest = dict(line.split("=", 1) for line in outputs.read_text().splitlines())["image_digest"]
     assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest)
 
@@ -90,6 +92,7 @@ def test_up_builds_pushes_then_skips_a_commit_already_pushed(  # type: ignore[no
     third = cli("up", "--yes", config=checkout / "deploy.toml", env=image_env)
     assert third.code == 0, third.text
     assert new_commit in registry.tags("nnote-staging")
+    assert "db:schema" not in third.text, "a change without a migration migrates nothing"
     running = next(r for r in owned(cli) if r["type"] == "ecs:task-definition")
     assert running["id"] == "nnote-staging:2", "the code change shipped as a new revision"
     assert running["detail"].startswith(f"{registry.host}/nnote-staging@sha256:")

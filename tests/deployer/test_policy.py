@@ -150,6 +150,9 @@ class StateOfOurs:
     def permissions_boundary(self, role_name: str) -> str | None:
         return "arn:aws:iam::123456789012:policy/nnote-deploy-boundary"
 
+    def task_definition_roles(self, arn: str) -> list[str]:
+        return [ROLE]
+
 
 class StateOfOursUnbounded(StateOfOurs):
     """Our roles, made before roles had the permissions boundary."""
@@ -620,6 +623,31 @@ HTTPS_FORBIDDEN_CALLS: list[tuple[str, str, str, dict[str, Any]]] = [
     ),
 ]
 FORBIDDEN_CALLS += HTTPS_FORBIDDEN_CALLS
+OUR_TASK_DEFINITION = f"arn:aws:ecs:{REGION}:123456789012:task-definition/nnote-staging:1"
+OUR_DATABASE = f"arn:aws:rds:{REGION}:123456789012:db:nnote-staging"
+FORBIDDEN_CALLS += [
+    (
+        "run one of our revisions in another team's cluster",
+        "ecs",
+        "RunTask",
+        {"cluster": "payments", "taskDefinition": OUR_TASK_DEFINITION, "launchType": "FARGATE"},
+    ),
+    (
+        "delete a snapshot that is not one taken before a migration",
+        "rds",
+        "DeleteDBSnapshot",
+        {"DBSnapshotIdentifier": "nnote-staging-final-20261202"},
+    ),
+    (
+        "tag our database with more than its schema record",
+        "rds",
+        "AddTagsToResource",
+        {
+            "ResourceName": OUR_DATABASE,
+            "Tags": [{"Key": "nnote:schema", "Value": "x"}, {"Key": "owner", "Value": "me"}],
+        },
+    ),
+]
 TRUST_ME = json.dumps(
     {
         "Version": "2012-10-17",
@@ -848,6 +876,30 @@ HTTPS_FORBIDDEN_ON_OTHERS: list[tuple[str, str, str, dict[str, Any]]] = [
     ),
 ]
 FORBIDDEN_ON_OTHERS += HTTPS_FORBIDDEN_ON_OTHERS
+FORBIDDEN_ON_OTHERS += [
+    (
+        "run someone else's task definition",
+        "ecs",
+        "RunTask",
+        {
+            "cluster": "nnote-staging",
+            "taskDefinition": OUR_TASK_DEFINITION,
+            "launchType": "FARGATE",
+        },
+    ),
+    (
+        "delete someone else's snapshot",
+        "rds",
+        "DeleteDBSnapshot",
+        {"DBSnapshotIdentifier": "nnote-staging-release-3"},
+    ),
+    (
+        "record a schema on someone else's database",
+        "rds",
+        "AddTagsToResource",
+        {"ResourceName": OUR_DATABASE, "Tags": [{"Key": "nnote:schema", "Value": "x"}]},
+    ),
+]
 # The same, on another app's certificate and distribution (their ARNs carry no name).
 ON_ANOTHER_APP = [case for case in HTTPS_FORBIDDEN_ON_OTHERS if case[1] in ("acm", "cloudfront")]
 FORBIDDEN_REQUESTS = [

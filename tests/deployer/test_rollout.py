@@ -23,6 +23,7 @@ from deployer.cli import app
 from deployer.rollout import failures
 from tests.deployer.conftest import DEPLOYER_CREDENTIALS, PREBUILT_IMAGE, REGION, ROOT, make_run
 from tests.deployer.sweep import QuietEvents
+from tests.support.realism import write_task_log
 
 IMAGE_B = PREBUILT_IMAGE.replace("0" * 64, "b" * 64)
 IMAGE_C = PREBUILT_IMAGE.replace("0" * 64, "c" * 64)
@@ -102,7 +103,10 @@ class Scenario:
             for task in self.running + self.stopped
             if task["taskArn"] in self.asked
         ]
-        parsed["tasks"], parsed["failures"] = tasks, []
+        injected = {task["taskArn"] for task in tasks}
+        # Tasks the scenario does not script (a release's migration task) stay as they were.
+        kept = [t for t in parsed.get("tasks", []) if t["taskArn"] not in injected]
+        parsed["tasks"], parsed["failures"] = tasks + kept, []
 
     def _health(self, parsed: dict[str, Any], **_: Any) -> None:
         parsed["TargetHealthDescriptions"] = [
@@ -150,15 +154,7 @@ def stopped_task(name: str, reason: str, exit_code: int | None, container_reason
 
 
 def write_log(task: str, lines: list[str]) -> None:
-    logs = boto3.client("logs", region_name=REGION)
-    stream = f"app/app/{task}"
-    logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=stream)
-    now = int(datetime.now(UTC).timestamp() * 1000)
-    logs.put_log_events(
-        logGroupName=LOG_GROUP,
-        logStreamName=stream,
-        logEvents=[{"timestamp": now + i, "message": line} for i, line in enumerate(lines)],
-    )
+    write_task_log(boto3.client("logs", region_name=REGION), LOG_GROUP, task, lines)
 
 
 def deploy(image: str, scenario: Scenario | None = None, timeout: float | None = None):  # type: ignore[no-untyped-def]
@@ -198,8 +194,10 @@ def test_a_rollout_prints_its_phases_from_aws_timestamps(aws_env: dict[str, str]
     deploy(PREBUILT_IMAGE)
     run = deploy(IMAGE_B, healthy_rollout())
     phases = {p.name: p for p in run.timeline.phases()}
+    # A prebuilt image's schema is unknown: each new revision migrates first.
     assert [name for name in phases] == [
         "register",
+        "migrate",
         "provisioning",
         "pull",
         "start",
@@ -230,7 +228,7 @@ def test_the_timeline_reaches_the_terminal_json_and_the_step_summary(
     assert document["outcome"] == "completed" and document["revision"] == 2
     phases = {p["phase"]: p["seconds"] for p in document["timeline"]}
     assert list(phases) == [
-        "register", "provisioning", "pull", "start", "healthy", "traffic", "drained"
+        "register", "migrate", "provisioning", "pull", "start", "healthy", "traffic", "drained"
     ]  # fmt: skip
     assert phases["pull"] == 3.5
     # Live: each phase as it ends; then the table.

@@ -86,6 +86,9 @@ class Lookup(Protocol):
     def permissions_boundary(self, role_name: str) -> str | None:
         """The ARN of the permissions boundary a role has; None if none (or no such role)."""
 
+    def task_definition_roles(self, arn: str) -> list[str]:
+        """The task and execution role ARNs of a registered task definition ([] if none)."""
+
 
 class UnmappedOperation(LookupError):
     """The checker does not know what AWS authorizes for this call: teach it (this module)."""
@@ -598,6 +601,23 @@ def _rds_final_snapshot(r: Request, db: str, snapshot: str) -> list[Need]:
     return needs
 
 
+@handles("rds", "CreateDBSnapshot")
+def _rds_create_snapshot(r: Request) -> list[Need]:
+    """A snapshot before a migration: rds:CreateDBSnapshot on the instance and on the new
+    snapshot, with the request's tags (tag-on-create is rds:AddTagsToResource too)."""
+    db = _rds(r, "db", r.p["DBInstanceIdentifier"])
+    snapshot = _rds(r, "snapshot", r.p["DBSnapshotIdentifier"])
+    tags = r.p.get("Tags")
+    needs = [r.existing(db), r.new(snapshot, tags)]
+    needs[0].request_tags = tag_dict(tags) if tags else None
+    return needs + _rds_tag_on_create(r, snapshot)
+
+
+@handles("rds", "DeleteDBSnapshot")
+def _rds_delete_snapshot(r: Request) -> list[Need]:
+    return [r.existing(_rds(r, "snapshot", r.p["DBSnapshotIdentifier"]))]
+
+
 # -- ECR ------------------------------------------------------------------------------------
 
 no_resource("ecr", "GetAuthorizationToken")
@@ -718,6 +738,26 @@ def _ecs_describe_tasks(r: Request) -> list[Need]:
             **{"ecs:cluster": cluster},
         )
         for task in r.p["tasks"]
+    ]
+
+
+@handles("ecs", "RunTask")
+def _ecs_run_task(r: Request) -> list[Need]:
+    # Authorized on the task definition with ecs:cluster, and iam:PassRole of the task
+    # definition's roles (a dependent action in the Service Authorization Reference). Tags
+    # would be ecs:TagResource with ecs:CreateAction=RunTask (the deployer tags no one-off
+    # task); role overrides would pass those roles instead (it overrides command and
+    # environment only).
+    r.refuse("tags", "propagateTags", "capacityProviderStrategy", "volumeConfigurations")
+    overrides = r.p.get("overrides") or {}
+    if overrides.get("taskRoleArn") or overrides.get("executionRoleArn"):
+        raise UnmappedOperation("RunTask with role overrides: map their iam:PassRole")
+    arn = _task_definition(r, r.p["taskDefinition"])
+    passed = {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
+    roles = r.lookup.task_definition_roles(arn)
+    return [
+        r.existing(arn, **{"ecs:cluster": _cluster(r)}),
+        *(r.existing(role, "iam:PassRole", **passed) for role in roles),
     ]
 
 
@@ -1733,6 +1773,16 @@ class BotoLookup:
         except botocore.exceptions.ClientError:
             return None
         return (role.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
+
+    def task_definition_roles(self, arn: str) -> list[str]:
+        import botocore.exceptions
+
+        try:
+            task = self.client("ecs").describe_task_definition(taskDefinition=arn)
+        except botocore.exceptions.ClientError:
+            return []
+        found = task["taskDefinition"]
+        return [found[k] for k in ("taskRoleArn", "executionRoleArn") if found.get(k)]
 
 
 def _last(arn: str) -> str:

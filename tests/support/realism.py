@@ -16,9 +16,11 @@ and, for calls made with the deployer's credentials only, brings back what real 
   assumable by ECS; an RDS instance is `creating` before `available` and `deleting` before
   gone, and refuses actions meanwhile; ENIs of deleted services, load balancers and databases
   linger in their subnets and security groups; a draining service keeps its cluster busy;
-  a CloudFront distribution is `InProgress` for a while after each change; ACM gives a
-  certificate's DNS validation record a moment after the request, and issues it only once
-  that record is in a Route 53 zone; a certificate stays in use a moment after its listener;
+  a CloudFront distribution is `InProgress` for a while after each change; a task started by
+  RunTask runs a moment, then stops with its container's exit code (moto's run for ever);
+  ACM gives a certificate's DNS validation record a moment after the request, and issues it
+  only once that record is in a Route 53 zone; a certificate stays in use a moment after its
+  listener;
 - **ordering**: a subnet or security group in use, a subnet group in use, a cluster with
   services, a target group behind a listener, a certificate on a listener, an enabled or
   still deploying distribution cannot be deleted; a distribution changes only with its
@@ -33,6 +35,7 @@ every other key is held to the rules. `python -m tests.support.realism PORT` ser
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -73,6 +76,7 @@ SECRET_DELETION_CALLS = 3
 ROLE_PROPAGATION_CALLS = 2
 LINGERING_ENI_CALLS = 2
 DRAINING_CALLS = 2
+ONE_OFF_RUNNING_DESCRIBES = 2  # DescribeTasks sees a one-off task RUNNING, then STOPPED
 STALE_LISTINGS = 3
 DISTRIBUTION_DEPLOYING_CALLS = 3  # GetDistribution answers InProgress after a create/update
 VALIDATION_RECORD_DESCRIBES = 2  # DescribeCertificate answers without the record at first
@@ -125,6 +129,7 @@ class Realism:
                 InUse,
                 DrainingServices,
                 ServiceSettingsEcho,
+                OneOffTasks,
                 CloudFrontDistributions,
                 CertificateValidation,
                 CertificatesInUse,
@@ -882,6 +887,85 @@ class ServiceSettingsEcho(Rule):
                 if deployment.get("status") == "PRIMARY" and service.get("taskDefinition"):
                     deployment["taskDefinition"] = service["taskDefinition"]
         return json_answer(document)
+
+
+class OneOffTasks(Rule):
+    """A task started by RunTask runs its command for a moment and stops, where moto's tasks
+    run for ever: after ONE_OFF_RUNNING_DESCRIBES DescribeTasks it is STOPPED, its container
+    exited 0 and logged nothing, unless a test scripted the next one-off tasks in
+    `layer.state["one-off"]`, a list of {"exit_code": int | None, "log": [lines],
+    "stopped_reason": str, "stop_code": str} taken one per RunTask. The scripted lines go into
+    the task's log stream, as the awslogs driver would write them. Each task's command is kept
+    in `layer.state["one-off-tasks"]` for tests to read."""
+
+    DEFAULT: ClassVar[dict[str, Any]] = {"exit_code": 0, "log": []}
+
+    def after(self, call: WireCall, answer: Answer) -> Answer | None:
+        if call.service != "ecs" or not ok(answer):
+            return None
+        tasks = self.layer.state.setdefault("one-off-tasks", {})
+        if call.operation == "RunTask":
+            scripts = self.layer.state.setdefault("one-off", [])
+            overrides = (call.params.get("overrides") or {}).get("containerOverrides") or [{}]
+            for task in json.loads(answer.body).get("tasks", []):
+                tasks[task["taskArn"]] = {
+                    "left": ONE_OFF_RUNNING_DESCRIBES,
+                    "script": scripts.pop(0) if scripts else dict(self.DEFAULT),
+                    "command": overrides[0].get("command"),
+                    "environment": overrides[0].get("environment") or [],
+                    "task_definition": task.get("taskDefinitionArn"),
+                }
+            return None
+        if call.operation != "DescribeTasks":
+            return None
+        document = json.loads(answer.body)
+        for task in document.get("tasks", []):
+            known = tasks.get(task.get("taskArn"))
+            if known is None:
+                continue
+            if known["left"] > 0:
+                known["left"] -= 1
+                task["lastStatus"] = "RUNNING"
+                continue
+            self._stop(task, known)
+        return json_answer(document)
+
+    def _stop(self, task: dict[str, Any], known: dict[str, Any]) -> None:
+        script = known["script"]
+        if not known.get("logged"):
+            known["logged"] = True
+            self._log(task["taskArn"], list(script.get("log") or []))
+        exit_code = script.get("exit_code")
+        container: dict[str, Any] = {"name": "app", "lastStatus": "STOPPED"}
+        if exit_code is not None:
+            container["exitCode"] = exit_code
+        task.update(
+            lastStatus="STOPPED",
+            desiredStatus="STOPPED",
+            stopCode=script.get("stop_code", "EssentialContainerExited"),
+            stoppedReason=script.get("stopped_reason", "Essential container in task exited"),
+            containers=[container],
+        )
+
+    def _log(self, task_arn: str, lines: list[str]) -> None:
+        if not lines:
+            return
+        _, cluster, task_id = task_arn.rsplit("/", 2)
+        region = task_arn.split(":")[3]
+        write_task_log(self.layer.admin("logs", region), f"/nnote/{cluster}", task_id, lines)
+
+
+def write_task_log(logs: Any, group: str, task_id: str, lines: list[str]) -> None:
+    """`lines` in a task's app log stream, as the awslogs driver writes them."""
+    stream = f"app/app/{task_id}"
+    with contextlib.suppress(ClientError):  # a stream may exist already
+        logs.create_log_stream(logGroupName=group, logStreamName=stream)
+    now = int(datetime.now(UTC).timestamp() * 1000)
+    logs.put_log_events(
+        logGroupName=group,
+        logStreamName=stream,
+        logEvents=[{"timestamp": now + i, "message": line} for i, line in enumerate(lines)],
+    )
 
 
 def _network_users(layer: Realism, region: str) -> set[str]:

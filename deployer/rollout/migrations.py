@@ -1,0 +1,147 @@
+"""Schema migrations as a step of a release, run once and before traffic.
+
+When the new revision's schema head (read from the source's migrations) differs from the
+database's (recorded on the RDS instance's tags by the last migration), `up` runs the
+migration as a one-off task of the *new* task definition, before the service is created or
+updated: `python -m nnote.boot` migrates under its database lock, then `flask db current`
+prints the head it reached. The service's own tasks start with NNOTE_MIGRATE=0. A migration
+that does not exit 0 stops the release with its log tail; the service keeps serving the old
+revision, and the database is as the failed migration left it (MySQL cannot roll back DDL),
+which is what the snapshot before it is for.
+
+A release whose schema is *older* than the database's (a rollback, or `up` from an older
+commit) is refused unless every migration in between declared itself backward compatible
+(deployer.schema), or the user forces it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from deployer import oneoff
+from deployer.aws import call
+from deployer.errors import DeployError, ExitCode
+from deployer.rollout import snapshots
+from deployer.rollout.watch import Verdict
+from deployer.schema import DatabaseSchema, Schema, Transition, database_tags, pending_tags
+
+if TYPE_CHECKING:
+    from deployer.steps.base import Outputs, Run
+
+COMPONENT = "service"
+COMMAND = ["python", "-m", "nnote.boot", "flask", "--app", "nnote", "db", "current"]
+STARTED_BY = "nnote-deploy/migrate"
+MIGRATE = {"NNOTE_MIGRATE": "1"}
+START_ATTEMPTS = 3
+
+
+class MigrationFailed(DeployError):
+    """The migration task did not exit 0; `run.rollout` holds its failure and log tail."""
+
+    exit_code = ExitCode.ROLLED_BACK
+
+
+class IncompatibleSchema(DeployError):
+    """Code for an older schema than the database's, across a migration that is not
+    backward compatible."""
+
+
+def refuse_if_incompatible(
+    wanted: str | None, database: DatabaseSchema, found: list[snapshots.Snapshot], what: str
+) -> None:
+    """Refuse code written for schema `wanted` on a database it cannot run on."""
+    if database.head is None or database.accepts(wanted):
+        return
+    restore = snapshots.before_schema(found, wanted)
+    where = (
+        f"; the data from before it is in snapshot {restore.name}"
+        if restore
+        else "; no snapshot holds the older schema"
+    )
+    raise IncompatibleSchema(
+        f"{what} expects schema {wanted or 'unknown'}, but the database is at {database.head} "
+        f"and a migration since is not backward compatible{where}",
+        "roll forward with a fix instead; or pass --force to deploy it anyway (the schema "
+        "stays as it is: restore the snapshot by hand if the data must go back)",
+    )
+
+
+def run_migration(
+    run: Run,
+    arn: str,
+    planned_change: Transition,
+    source: Schema | None,
+    inputs: dict[str, Outputs],
+    *,
+    serving: bool,
+) -> None:
+    """Snapshot (if asked and there is data), migrate with a one-off task, record the head."""
+    revision = arn.rsplit(":", 1)[-1]
+    database = inputs["database"]
+    if run.config.settings.db.snapshot_before_migrate and serving:
+        started = time.time()
+        sure = database["schema"].pending is None
+        snapshots.take(run, revision, planned_change.current, sure)
+        run.timeline.span("snapshot", started, time.time())
+    run.note(COMPONENT, planned_change.describe())
+    _tag(run, database, pending_tags(source))
+    started = time.time()
+    outcome = _migrate(run, arn, inputs)
+    run.timeline.span("migrate", started, time.time())
+    if not outcome.succeeded:
+        _fail(run, arn, outcome)
+    _tag(run, database, database_tags(source))
+
+
+def _migrate(run: Run, arn: str, inputs: dict[str, Outputs]) -> oneoff.TaskOutcome:
+    """The migration task, started again when it stopped before its command ran (roles and
+    secrets made moments ago may not be usable yet: IAM is eventually consistent)."""
+    timeout = run.rollout_timeout_seconds or run.config.settings.service.rollout_timeout_seconds
+    attempt = 1
+    while True:
+        task = oneoff.start(run, arn, COMMAND, network_of(inputs), STARTED_BY, MIGRATE)
+        follower = oneoff.Follower(run, task, lambda line: run.note(COMPONENT, f"migrate: {line}"))
+        outcome = follower.follow(timeout)
+        if outcome.exit_code is not None or attempt == START_ATTEMPTS:
+            return outcome
+        why = outcome.failure.stopped_reason if outcome.failure else "no exit code"
+        run.note(COMPONENT, f"the migration task did not start ({why}); starting it again")
+        run.sleep(min(10.0, run.poll_seconds))
+        attempt += 1
+
+
+def _fail(run: Run, arn: str, outcome: oneoff.TaskOutcome) -> None:
+    failure = outcome.failure
+    why = failure.sentence if failure else f"exit code {outcome.exit_code}"
+    if failure is not None:
+        failure = replace(failure, log_tail=tuple(outcome.log_tail))
+    run.rollout = Verdict(
+        completed=False,
+        why=f"the migration failed: {why}",
+        failures=[failure] if failure else [],
+        timeline=run.timeline,
+        task_definition=arn,
+    )
+    raise MigrationFailed(
+        f"the migration failed ({why}); the service was not changed",
+        "its last log lines are above; fix the migration and run `nnote-deploy up` again",
+    )
+
+
+def _tag(run: Run, database: Outputs, tags: list[dict[str, str]]) -> None:
+    """Record the database's schema on its own tags."""
+    call(run.aws, "rds", "add_tags_to_resource", ResourceName=database["arn"], Tags=tags)
+
+
+def network_of(inputs: dict[str, Any]) -> dict[str, Any]:
+    """The service's subnets and security group, as the network step made them."""
+    network = inputs["network"]
+    return {
+        "awsvpcConfiguration": {
+            "subnets": network["subnet_ids"],
+            "securityGroups": [network["security_groups"]["app"]],
+            "assignPublicIp": "ENABLED",
+        }
+    }
