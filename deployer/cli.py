@@ -615,10 +615,17 @@ def run_task(
     with reported(renderer, verbose):
         run = _start(config, env, region, profile, renderer)
         from deployer import pipeline
-        from deployer.errors import DeployError
+        from deployer.errors import DeployError, ExitCode
 
         echo = renderer.line if as_json else renderer.result
-        outcome = pipeline.run_command(run, command, echo, timeout)
+        try:
+            outcome = pipeline.run_command(run, command, echo, timeout)
+        except KeyboardInterrupt:  # stops the watching; the command runs on to its end
+            renderer.error(
+                "interrupted: the task keeps running to its end (its id is above)",
+                "follow its lines with `nnote-deploy logs --follow`; do not start it twice",
+            )
+            raise typer.Exit(ExitCode.INTERRUPTED) from None
         renderer.calls(*_calls(run))
         if as_json:
             import json

@@ -455,7 +455,9 @@ def _check_schema(run: Run, events: Events, target: Release) -> None:
     found = snapshots.listed(run)
     what = f"release {target.revision}"
     if not run.force_schema:
-        migrations.refuse_if_incompatible(target.schema, database, found, what)
+        migrations.refuse_if_incompatible(
+            target.schema, database, found, what, migrations.FORCE_HINT
+        )
     restore = snapshots.before_schema(found, target.schema)
     events.step_note(
         "service",

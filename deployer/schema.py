@@ -14,6 +14,8 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
+from deployer.errors import DeployError
+
 MIGRATIONS = Path("nnote") / "migrations" / "versions"
 # RDS and ECS tag values hold 256 characters; revision ids are short, a chain of them is not.
 TAG_LIMIT = 256
@@ -58,39 +60,66 @@ class Schema:
 
 
 def read_schema(source: Path) -> Schema | None:
-    """The schema `source` declares; None when it has no migrations to read."""
+    """The schema `source` declares; None when it has no migrations to read. Migrations that
+    do not form one chain (two heads, a merge, a gap) are refused: which head the database
+    should reach would be a guess."""
     folder = source / MIGRATIONS
     if not folder.is_dir():
         return None
     migrations = [m for p in sorted(folder.glob("*.py")) if (m := _migration(p)) is not None]
-    return Schema(tuple(_ordered(migrations)))
+    chain = _ordered(migrations)
+    if len(chain) != len(migrations):
+        left = sorted(m.revision for m in migrations if m not in chain)
+        raise DeployError(
+            f"{MIGRATIONS}: the migrations do not form one chain ({', '.join(left)} not on it)",
+            "give each migration the previous head as its down_revision (no branches or merges)",
+        )
+    return Schema(tuple(chain))
 
 
 def _migration(path: Path) -> Migration | None:
     values: dict[str, object] = {}
     for node in ast.parse(path.read_text(encoding="utf-8"), str(path)).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1:
-            target = node.targets[0]
-            if isinstance(target, ast.Name) and isinstance(node.value, ast.Constant):
-                values[target.id] = node.value.value
+        target, value = _assignment(node)
+        if target is not None:
+            values[target] = value
     revision = values.get("revision")
     if not isinstance(revision, str):
         return None
     down = values.get("down_revision")
-    return Migration(
-        revision,
-        down if isinstance(down, str) else None,
-        values.get("backward_compatible") is True,
-    )
+    if down is not None and not isinstance(down, str):
+        raise DeployError(
+            f"{path.name}: down_revision {down!r} is a merge or not a literal",
+            "the deployer follows one linear chain of migrations",
+        )
+    return Migration(revision, down, values.get("backward_compatible") is True)
+
+
+def _assignment(node: ast.stmt) -> tuple[str | None, object]:
+    """`name = literal` or `name: type = literal` at module level."""
+    if isinstance(node, ast.Assign) and len(node.targets) == 1:
+        target, value = node.targets[0], node.value
+    elif isinstance(node, ast.AnnAssign) and node.value is not None:
+        target, value = node.target, node.value
+    else:
+        return None, None
+    if not isinstance(target, ast.Name):
+        return None, None
+    try:
+        return target.id, ast.literal_eval(value)
+    except (ValueError, TypeError):
+        return target.id, object()  # not a literal: never a usable revision
 
 
 def _ordered(migrations: list[Migration]) -> list[Migration]:
-    following = {m.down_revision: m for m in migrations}
+    following: dict[str | None, list[Migration]] = {}
+    for migration in migrations:
+        following.setdefault(migration.down_revision, []).append(migration)
     chain: list[Migration] = []
-    current = following.get(None)
-    while current is not None and len(chain) < len(migrations):
-        chain.append(current)
-        current = following.get(current.revision)
+    current = following.get(None, [])
+    while len(current) == 1 and len(chain) < len(migrations):
+        chain.append(current[0])
+        current = following.get(current[0].revision, [])
     return chain
 
 
@@ -165,7 +194,7 @@ class Transition:
         return self.kind in ("upgrade", "unknown")
 
     def describe(self) -> str:
-        before = self.current or "(empty)"
+        before = self.current or "(none recorded)"
         if self.kind == "upgrade":
             count = len(self.steps)
             return f"migration: {before} -> {self.wanted} ({count} step{'s' * (count != 1)})"

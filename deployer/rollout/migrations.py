@@ -16,6 +16,7 @@ commit) is refused unless every migration in between declared itself backward co
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -25,13 +26,26 @@ from deployer.aws import call
 from deployer.errors import DeployError, ExitCode
 from deployer.rollout import snapshots
 from deployer.rollout.watch import Verdict
-from deployer.schema import DatabaseSchema, Schema, Transition, database_tags, pending_tags
+from deployer.schema import (
+    DatabaseSchema,
+    Migration,
+    Schema,
+    Transition,
+    database_tags,
+    pending_tags,
+)
 
 if TYPE_CHECKING:
     from deployer.steps.base import Outputs, Run
 
 COMPONENT = "service"
-COMMAND = ["python", "-m", "nnote.boot", "flask", "--app", "nnote", "db", "current"]
+# The image's entry point (nnote.boot) waits for the database and migrates under its lock
+# (NNOTE_MIGRATE=1), then runs this: it prints the head the database reached.
+COMMAND = ["flask", "--app", "nnote", "db", "current"]
+HEAD_LINE = re.compile(r"^(\w+) \(head\)")
+# Why a task stops before its command runs while what a first run made moments ago is not
+# usable yet (IAM is eventually consistent): worth starting again. Anything else is not.
+NOT_YET_USABLE = ("ResourceInitializationError", "assume", "AccessDenied")
 STARTED_BY = "nnote-deploy/migrate"
 MIGRATE = {"NNOTE_MIGRATE": "1"}
 START_ATTEMPTS = 3
@@ -49,7 +63,11 @@ class IncompatibleSchema(DeployError):
 
 
 def refuse_if_incompatible(
-    wanted: str | None, database: DatabaseSchema, found: list[snapshots.Snapshot], what: str
+    wanted: str | None,
+    database: DatabaseSchema,
+    found: list[snapshots.Snapshot],
+    what: str,
+    hint: str,
 ) -> None:
     """Refuse code written for schema `wanted` on a database it cannot run on."""
     if database.head is None or database.accepts(wanted):
@@ -60,12 +78,24 @@ def refuse_if_incompatible(
         if restore
         else "; no snapshot holds the older schema"
     )
-    raise IncompatibleSchema(
-        f"{what} expects schema {wanted or 'unknown'}, but the database is at {database.head} "
-        f"and a migration since is not backward compatible{where}",
-        "roll forward with a fix instead; or pass --force to deploy it anyway (the schema "
-        "stays as it is: restore the snapshot by hand if the data must go back)",
+    why = (
+        f"{what} expects schema {wanted}, but the database is at {database.head} and a "
+        "migration since is not backward compatible"
+        if wanted
+        else f"{what} has no schema on record (it predates them), and the database is at "
+        f"{database.head}: its tasks would try to migrate it back"
     )
+    raise IncompatibleSchema(why + where, hint)
+
+
+FORCE_HINT = (
+    "roll forward with a fix instead; or pass --force to deploy it anyway (the schema stays "
+    "as it is: restore the snapshot by hand if the data must go back)"
+)
+UP_HINT = (
+    "deploy a commit with the database's migrations; or `nnote-deploy rollback --to N "
+    "--force` to run an older release anyway"
+)
 
 
 def run_migration(
@@ -92,7 +122,13 @@ def run_migration(
     run.timeline.span("migrate", started, time.time())
     if not outcome.succeeded:
         _fail(run, arn, outcome)
-    _tag(run, database, database_tags(source))
+    _tag(run, database, database_tags(source or _reported_schema(outcome.log_tail)))
+
+
+def _reported_schema(lines: list[str]) -> Schema | None:
+    """The head `flask db current` printed, for an image whose migrations were not read."""
+    heads = [m.group(1) for line in lines if (m := HEAD_LINE.match(line.strip()))]
+    return Schema((Migration(heads[-1], None, False),)) if heads else None
 
 
 def _migrate(run: Run, arn: str, inputs: dict[str, Outputs]) -> oneoff.TaskOutcome:
@@ -104,10 +140,11 @@ def _migrate(run: Run, arn: str, inputs: dict[str, Outputs]) -> oneoff.TaskOutco
         task = oneoff.start(run, arn, COMMAND, network_of(inputs), STARTED_BY, MIGRATE)
         follower = oneoff.Follower(run, task, lambda line: run.note(COMPONENT, f"migrate: {line}"))
         outcome = follower.follow(timeout)
-        if outcome.exit_code is not None or attempt == START_ATTEMPTS:
+        reason = outcome.failure.stopped_reason if outcome.failure else ""
+        not_yet = any(words in reason for words in NOT_YET_USABLE)
+        if outcome.exit_code is not None or not not_yet or attempt == START_ATTEMPTS:
             return outcome
-        why = outcome.failure.stopped_reason if outcome.failure else "no exit code"
-        run.note(COMPONENT, f"the migration task did not start ({why}); starting it again")
+        run.note(COMPONENT, f"the migration task did not start ({reason}); starting it again")
         run.sleep(min(10.0, run.poll_seconds))
         attempt += 1
 

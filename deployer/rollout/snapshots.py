@@ -65,7 +65,8 @@ def take(run: Run, revision: str, schema: str | None, sure: bool = True) -> str:
         tags = [
             *run.owner.tags(COMPONENT),
             {"Key": RELEASE_TAG, "Value": revision},
-            {"Key": SCHEMA_TAG, "Value": (schema or EMPTY) if sure else UNSURE},
+            # Taken only of a database that serves: no schema on record is an unknown one.
+            {"Key": SCHEMA_TAG, "Value": schema if schema and sure else UNSURE},
         ]
         absent(  # a resent request finds the snapshot its first send made
             run.aws,
@@ -167,4 +168,6 @@ def delete(run: Run, name: str) -> None:
 
 def before_schema(found: list[Snapshot], schema: str | None) -> Snapshot | None:
     """The newest snapshot that holds the database at `schema` (taken before it changed)."""
+    if schema is None:
+        return None  # an unrecorded schema is no snapshot's
     return next((s for s in found if s.schema == schema), None)

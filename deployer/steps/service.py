@@ -24,7 +24,7 @@ from deployer.inventory import Resource, key_of
 from deployer.rollout import alarms, migrations, releases, snapshots
 from deployer.rollout.settings import current_rollout_settings, known, rollout_settings
 from deployer.rollout.watch import Verdict, Watcher
-from deployer.schema import Transition, database_schema, transition
+from deployer.schema import DatabaseSchema, Transition, database_schema, transition
 from deployer.steps.base import Change, Observed, Outputs, Run, Step, undo_ignoring
 from deployer.steps.task_definition import CONTAINER, app_container, differences, task_definition
 
@@ -191,19 +191,27 @@ class ServiceStep(Step):
         return changes + self._schema_changes(run)
 
     def _schema_changes(self, run: Run) -> list[Change]:
-        """ "migration: A -> B (N steps)" when the release changes the database's schema."""
-        planned = self._planned_schema(run)
-        if planned.kind not in ("upgrade", "older"):
+        """The change "migration: A -> B (N steps)" when the release changes the schema."""
+        planned, database = self._planned_schema(run)
+        if planned.kind == "older" and not run.force_schema:
+            # Before anything is built or changed: code the database cannot run is refused.
+            found = snapshots.listed(run)
+            what = "this source"
+            migrations.refuse_if_incompatible(
+                planned.wanted, database, found, what, migrations.UP_HINT
+            )
+        if planned.kind != "upgrade":
             return []
         action = "update" if planned.current else "create"
         name = run.config.settings.db.name
         return [Change(COMPONENT, action, "db:schema", name, planned.describe())]
 
     @staticmethod
-    def _planned_schema(run: Run) -> Transition:
+    def _planned_schema(run: Run) -> tuple[Transition, DatabaseSchema]:
         instance = (run.observed.get("database") or {}).get("instance") or {}
         source = (run.observed.get("image") or {}).get("schema")
-        return transition(source, database_schema(instance.get("TagList")))
+        database = database_schema(instance.get("TagList"))
+        return transition(source, database), database
 
     def _wanted_from_observations(self, run: Run) -> dict[str, Any] | None:
         """The task definition `up` would register, from what plan observed; None if unknown yet."""
@@ -242,9 +250,13 @@ class ServiceStep(Step):
         observed = self.observe(run)
         source = inputs["image"].get("schema")
         planned = transition(source, inputs["database"]["schema"])
-        if planned.kind == "older" and not run.force_schema:
+        if planned.kind == "older" and not run.force_schema:  # plan refused it already
             migrations.refuse_if_incompatible(
-                planned.wanted, inputs["database"]["schema"], snapshots.listed(run), "this source"
+                planned.wanted,
+                inputs["database"]["schema"],
+                snapshots.listed(run),
+                "this source",
+                migrations.UP_HINT,
             )
         self._converge_policy(run, observed["policy"], inputs)
         wanted = task_definition(run, inputs["image"]["uri"], inputs["database"], inputs["runtime"])

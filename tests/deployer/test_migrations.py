@@ -38,8 +38,8 @@ LATER = ("0004_tags", "0003_drop_first_name", True)
 
 def source(tmp_path: Path, *chain: tuple[str, str | None, bool]) -> Path:
     """A checkout whose migrations are `chain` (revision, down revision, compatible)."""
-    folder = tmp_path / "-".join(c[0][:4] for c in chain) / MIGRATIONS
-    folder.mkdir(parents=True)
+    folder = tmp_path / "-".join(c[0] for c in chain) / MIGRATIONS
+    folder.mkdir(parents=True, exist_ok=True)
     for revision, down, compatible in chain:
         (folder / f"{revision}.py").write_text(
             f'"""{revision}"""\n\nrevision = "{revision}"\ndown_revision = {down!r}\n'
@@ -119,6 +119,32 @@ def test_the_schema_is_read_in_order_with_what_each_migration_declares(tmp_path:
     assert read_schema(tmp_path / "no-such-checkout") is None
 
 
+def test_migrations_that_are_not_one_chain_are_refused(tmp_path: Path) -> None:
+    two_heads = source(tmp_path, INITIAL, PINNED, ("0002_other", "0001_initial", True))
+    with pytest.raises(DeployError, match="do not form one chain"):
+        read_schema(two_heads)
+    gap = source(tmp_path, INITIAL, ("0003_late", "0002_missing", True))
+    with pytest.raises(DeployError, match="0003_late not on it"):
+        read_schema(gap)
+    merge = source(tmp_path, INITIAL)
+    (merge / MIGRATIONS / "0002_merge.py").write_text(
+        'revision = "0002_merge"\ndown_revision = ("0001_initial", "0001_b")\n'
+    )
+    with pytest.raises(DeployError, match="merge"):
+        read_schema(merge)
+
+
+def test_annotated_assignments_of_newer_alembic_templates_are_read(tmp_path: Path) -> None:
+    checkout = source(tmp_path, INITIAL)
+    (checkout / MIGRATIONS / "0002_typed.py").write_text(
+        "from typing import Union\n\nrevision: str = '0002_typed'\n"
+        "down_revision: Union[str, None] = '0001_initial'\nbackward_compatible: bool = True\n"
+    )
+    schema = read_schema(checkout)
+    assert schema is not None and schema.head == "0002_typed"
+    assert schema.chain[-1].backward_compatible
+
+
 def test_the_apps_own_migrations_declare_their_compatibility() -> None:
     schema = read_schema(ROOT)
     assert schema is not None and len(schema.chain) >= 2, "the app has a second migration"
@@ -133,7 +159,7 @@ def test_a_transition_is_described_as_plan_prints_it(tmp_path: Path) -> None:
         "migration: 0002_note_pinned -> 0003_drop_first_name (1 step)"
     )
     assert transition(schema, DatabaseSchema(None)).describe() == (
-        "migration: (empty) -> 0003_drop_first_name (3 steps)"
+        "migration: (none recorded) -> 0003_drop_first_name (3 steps)"
     )
     assert transition(schema, DatabaseSchema(DROPPED[0])).kind == "none"
     assert transition(older, DatabaseSchema(PINNED[0])).kind == "older"
@@ -152,7 +178,8 @@ def test_a_release_with_a_new_migration_runs_one_task_before_the_service_changes
     assert names.count("ecs:RunTask") == 1
     assert names.index("ecs:RunTask") < names.index("ecs:CreateService")
     [task] = one_off_tasks(realism)
-    assert task["command"][-2:] == ["db", "current"]
+    # The image's entry point migrates, then runs this (it prints the head reached).
+    assert task["command"] == ["flask", "--app", "nnote", "db", "current"]
     assert {"name": "NNOTE_MIGRATE", "value": "1"} in task["environment"]
     assert task["task_definition"].endswith(":1")
     assert database_tags()["nnote:schema"] == INITIAL[0]
@@ -230,14 +257,31 @@ def test_a_migration_task_that_could_not_start_is_started_again(
     assert database_tags()["nnote:schema"] == INITIAL[0]
     assert database_tags()["nnote:schema-pending"] == "none"
 
+    # An image that cannot be pulled does not get better by trying again.
+    built_from(source(tmp_path, INITIAL, PINNED))
+    realism.state["one-off"] = [
+        {
+            "exit_code": None,
+            "stop_code": "TaskFailedToStart",
+            "stopped_reason": "CannotPullContainerError: pull image manifest has been retried",
+        }
+    ]
+    with pytest.raises(pipeline.UpFailed, match="the image could not be pulled"):
+        up(IMAGE_B)
+    assert len(one_off_tasks(realism)) == 3
 
-def test_a_prebuilt_image_migrates_each_new_revision_and_records_an_unknown_schema(
+
+def test_a_prebuilt_image_migrates_each_new_revision_and_records_the_head_it_reports(
     aws_env: dict[str, str], realism: Realism
 ) -> None:
+    """An image's migrations cannot be read without pulling it: each new revision migrates,
+    and the head is what `flask db current` printed at the end (unknown if nothing)."""
     up(PREBUILT_IMAGE)
+    assert database_tags()["nnote:schema"] == "unknown"
+    realism.state["one-off"] = [{"exit_code": 0, "log": ["INFO  [alembic]", "0002_x (head)"]}]
     up(IMAGE_B)
     assert len(one_off_tasks(realism)) == 2
-    assert database_tags()["nnote:schema"] == "unknown"
+    assert database_tags()["nnote:schema"] == "0002_x"
     up(IMAGE_B)  # converged: no new revision, no migration
     assert len(one_off_tasks(realism)) == 2
 
@@ -358,17 +402,38 @@ def test_rollback_across_a_contract_migration_is_refused_unless_forced(
     assert serving() == "1"
 
 
-def test_up_from_an_older_checkout_is_refused_across_a_contract_migration(
+def test_rollback_to_a_release_without_a_schema_on_record_is_refused(
     aws_env: dict[str, str], built_from: Any, tmp_path: Path
+) -> None:
+    """Its tasks (from before schema records) would try to migrate the database back."""
+    up(PREBUILT_IMAGE)
+    built_from(source(tmp_path, INITIAL))
+    up(IMAGE_B)
+    result = invoke("rollback")
+    assert result.exit_code == 1
+    assert "release 1 has no schema on record (it predates them)" in result.stderr
+    assert serving() == "2"
+
+
+def test_up_from_an_older_checkout_is_refused_across_a_contract_migration(
+    aws_env: dict[str, str], realism: Realism, built_from: Any, tmp_path: Path
 ) -> None:
     built_from(source(tmp_path, INITIAL, PINNED, DROPPED))
     up(PREBUILT_IMAGE)
     built_from(source(tmp_path, INITIAL, PINNED))
-    assert any(d.startswith("schema: the database is at 0003") for d in plan(IMAGE_B))
-    with pytest.raises(DeployError) as refused:
+    realism.calls.clear()
+    with pytest.raises(IncompatibleSchema) as refused:  # by plan, before anything is made
         up(IMAGE_B)
     assert "this source expects schema 0002_note_pinned" in refused.value.message
+    assert "rollback --to N --force" in refused.value.hint
+    assert not any(c.startswith(("ecs:Register", "ecs:RunTask")) for c in calls(realism))
     assert serving() == "1"
+
+    # A database that accepts the older code: nothing to plan for the schema, nothing refused.
+    built_from(source(tmp_path, INITIAL, PINNED, DROPPED, LATER))
+    up(IMAGE_C)
+    built_from(source(tmp_path, INITIAL, PINNED, DROPPED))
+    assert not any("schema" in d for d in plan(IMAGE_B))
 
 
 # -- one-off commands -------------------------------------------------------------------------
