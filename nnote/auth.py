@@ -85,7 +85,9 @@ def login() -> str | Response:
 def logout() -> Response:
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    logout_user()
+    # In this order: logout_user() leaves Flask-Login a note to delete the remember-me
+    # cookie in the session, which clearing the session afterwards would wipe.
     session.clear()
+    logout_user()
     flash("You are logged out.", "info")
     return redirect(url_for("auth.login"))

@@ -36,6 +36,7 @@ SECURITY_HEADERS = (
     ("Cross-Origin-Opener-Policy", "same-origin"),
 )
 HTTPS_ONLY = ("Strict-Transport-Security", "max-age=31536000")
+NO_STORE = ("Cache-Control", "no-store")
 
 
 def init_app(app: Flask) -> None:
@@ -140,8 +141,18 @@ def _add_security_headers(response: Response) -> Response:
     wanted: tuple[tuple[str, str], ...] = SECURITY_HEADERS
     if current_app.config["SESSION_COOKIE_SECURE"]:
         wanted = (*wanted, HTTPS_ONLY)
+    if _logged_in():
+        # A private page is never stored: not by a shared cache, nor by the browser's
+        # back/forward cache, which would show it again after logging out.
+        wanted = (*wanted, NO_STORE)
     headers.extend([header for header in wanted if header[0].lower() not in present])
     return response
+
+
+def _logged_in() -> bool:
+    """Whether this request had a logged-in user (without loading one just to ask)."""
+    user = g.get("_login_user")
+    return bool(user is not None and user.is_authenticated)
 
 
 def _always_https(wsgi_app: Any) -> Any:

@@ -168,3 +168,25 @@ def test_logout_needs_post_with_token(user: AuthActions, client: FlaskClient) ->
     assert client.get("/").status_code == 200, "still logged in"
     user.logout()
     assert client.get("/").status_code == 302
+
+
+def test_logout_after_remember_me_ends_the_session_and_clears_the_cookie(
+    user: AuthActions, client: FlaskClient
+) -> None:
+    user.logout()
+    user.login(remember=True)
+    assert client.get_cookie("remember_token") is not None
+    response = user.logout()
+    cleared = [h for h in response.headers.getlist("Set-Cookie") if h.startswith("remember_token=")]
+    assert cleared and "Expires=Thu, 01 Jan 1970" in cleared[0], "the cookie is deleted"
+    assert client.get_cookie("remember_token") is None
+    assert client.get("/").status_code == 302, "logged out, even with remember-me"
+
+
+def test_private_pages_are_never_stored_public_ones_may_be(
+    user: AuthActions, client: FlaskClient
+) -> None:
+    for path in ("/", "/account/"):
+        assert client.get(path).headers["Cache-Control"] == "no-store", path
+    user.logout()
+    assert "no-store" not in client.get("/auth/login").headers.get("Cache-Control", "")
