@@ -665,3 +665,26 @@ def test_a_certificate_on_a_listener_cannot_be_deleted(aws_env: dict[str, str]) 
             acm.delete_certificate(CertificateArn=arn)
         assert refusal(refused) == ("ResourceInUseException", 400)
     acm.delete_certificate(CertificateArn=arn)
+
+
+def test_a_request_cut_short_by_a_killed_client_is_no_denial(
+    aws_env: dict[str, str], realism: Any
+) -> None:
+    """kill -9 mid-send leaves the server a body shorter than its Content-Length: AWS never
+    authorizes such a request, so the realism layer records nothing (it used to count it as
+    unreadable, failing the kill -9 test's teardown at random)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    endpoint = urlsplit(aws_env["AWS_ENDPOINT_URL"])
+    with socket.create_connection((endpoint.hostname, endpoint.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/x-www-form-urlencoded; charset=utf-8\r\n"
+            b"Authorization: AWS4-HMAC-SHA256 Credential=AKIANNOTEDEPLOYER001/20261202/"
+            b"eu-west-1/rds/aws4_request, SignedHeaders=host, Signature=0\r\n"
+            b"Content-Length: 400\r\n\r\nVers"
+        )
+        sock.shutdown(socket.SHUT_WR)
+        sock.recv(1024)
+    assert realism.denials == []
