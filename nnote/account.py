@@ -1,22 +1,20 @@
-"""The account page: change password, delete the account."""
+"""The account page: the devices logged in (end any or all others), change password, delete
+the account."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, session, url_for
-from flask_login import current_user, login_required, logout_user
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask_login import current_user, login_required
 from sqlalchemy import delete
 from werkzeug.wrappers import Response
 
-from nnote.forms import ChangePasswordForm, DeleteAccountForm
+from nnote import sessions
+from nnote.auth import end_browser_session
+from nnote.forms import ChangePasswordForm, ConfirmForm, DeleteAccountForm
 from nnote.models import Note, User, db, new_session_token
 from nnote.passwords import hash_password, password_matches
 
 bp = Blueprint("account", __name__, url_prefix="/account")
-
-
-def _end_session() -> None:
-    logout_user()
-    session.clear()
 
 
 def _render(
@@ -26,6 +24,8 @@ def _render(
         "account/index.html",
         password_form=password_form or ChangePasswordForm(formdata=None),
         delete_form=delete_form or DeleteAccountForm(formdata=None),
+        sessions=sessions.listed(current_user.id),
+        this_session=current_user.session_id,
     )
 
 
@@ -42,6 +42,31 @@ def index() -> str:
     return _render()
 
 
+@bp.post("/sessions/<int:session_id>/end")
+@login_required
+def end_session(session_id: int) -> Response:
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    if not sessions.end(current_user.id, session_id):
+        abort(404)  # not one of this user's sessions (or ended already)
+    if session_id == current_user.session_id:
+        end_browser_session()
+        flash("You are logged out.", "info")
+        return redirect(url_for("auth.login"))
+    flash("That session is ended: the device is logged out.", "success")
+    return redirect(url_for("account.index"))
+
+
+@bp.post("/sessions/end-others")
+@login_required
+def end_other_sessions() -> Response:
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    ended = sessions.end_all(current_user.id, keep=current_user.session_id)
+    flash(f"Logged out everywhere else ({ended} session(s) ended).", "success")
+    return redirect(url_for("account.index"))
+
+
 @bp.post("/password")
 @login_required
 def change_password() -> str | Response:
@@ -53,7 +78,8 @@ def change_password() -> str | Response:
             # A new token ends this and every other session, remember-me cookies included.
             user.session_token = new_session_token()
             db.session.commit()
-            _end_session()
+            sessions.end_all(user.id)
+            end_browser_session()
             flash("Password changed. Log in again with your new password.", "success")
             return redirect(url_for("auth.login"))
         form.current.errors.append("That is not your current password.")
@@ -70,7 +96,7 @@ def delete_account() -> str | Response:
             db.session.execute(delete(Note).where(Note.user_id == user.id))
             db.session.delete(user)
             db.session.commit()
-            _end_session()
+            end_browser_session()
             flash("Your account and all its notes are deleted.", "info")
             return redirect(url_for("auth.signup"))
         form.account_password.errors.append("That is not your password.")

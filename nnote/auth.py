@@ -10,10 +10,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response
 
-from nnote import throttle
+from nnote import sessions, throttle
 from nnote.forms import ConfirmForm, LoginForm, SignupForm
 from nnote.models import User, db
 from nnote.passwords import hash_password, password_matches
+from nnote.security import logged_in
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
@@ -28,6 +29,14 @@ def safe_next(target: str | None) -> str:
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return url_for("notes.index")
     return target
+
+
+def end_browser_session() -> None:
+    """Log this browser out: its session cookie emptied, its remember-me cookie deleted. In
+    this order: logout_user() leaves Flask-Login a note in the session to delete the
+    remember-me cookie, which clearing the session afterwards would wipe."""
+    session.clear()
+    logout_user()
 
 
 def find_user(email: str) -> User | None:
@@ -52,7 +61,7 @@ def signup() -> str | Response:
             db.session.rollback()
             form.email.errors.append("An account with this email already exists. Log in instead.")
         else:
-            login_user(user)
+            login_user(logged_in(user, sessions.start(user)))
             flash(f"Welcome, {user.first_name}! Your account is ready.", "success")
             return redirect(url_for("notes.index"))
     return render_template("auth/signup.html", form=form)
@@ -72,7 +81,7 @@ def login() -> str | Response:
             assert user is not None
             throttle.clear_account(email)
             session.clear()
-            login_user(user, remember=bool(form.remember.data))
+            login_user(logged_in(user, sessions.start(user)), remember=bool(form.remember.data))
             flash(f"Hello again, {user.first_name}.", "success")
             return redirect(safe_next(request.args.get("next")))
         throttle.record_failure(email, request.remote_addr)
@@ -85,9 +94,7 @@ def login() -> str | Response:
 def logout() -> Response:
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    # In this order: logout_user() leaves Flask-Login a note to delete the remember-me
-    # cookie in the session, which clearing the session afterwards would wipe.
-    session.clear()
-    logout_user()
+    sessions.end(current_user.id, current_user.session_id)  # its copied cookies too
+    end_browser_session()
     flash("You are logged out.", "info")
     return redirect(url_for("auth.login"))

@@ -68,6 +68,21 @@ class Note(db.Model):  # type: ignore[name-defined]
     pinned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
+class LoginSession(db.Model):  # type: ignore[name-defined]
+    """One logged-in device: the login id in its cookies names this row, so ending the row
+    (logout, "end session", a password change) ends that login wherever its cookies went."""
+
+    __tablename__ = "login_session"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    # SHA-256 of the secret in the cookie: the table alone cannot be used to log in.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    user_agent: Mapped[str] = mapped_column(String(200), default="")
+
+
 class LoginFailure(db.Model):  # type: ignore[name-defined]
     """One failed login, kept in the database so every worker and task sees the same count."""
 

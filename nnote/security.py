@@ -15,7 +15,8 @@ from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import bindparam, select
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from nnote.models import User, reads
+from nnote import sessions
+from nnote.models import LoginSession, User, reads
 
 csrf = CSRFProtect()
 login_manager = LoginManager()
@@ -61,7 +62,8 @@ def init_app(app: Flask) -> None:
 
 @dataclass(frozen=True)
 class SessionUser(UserMixin):
-    """Who is logged in: a plain snapshot, loaded on every request without the ORM.
+    """Who is logged in, and through which login session: a plain snapshot, loaded on every
+    request without the ORM.
 
     Views that change the account load the `User` model themselves.
     """
@@ -70,29 +72,48 @@ class SessionUser(UserMixin):
     email: str
     first_name: str
     session_token: str
+    session_id: int = 0
+    secret: str = ""
 
     def get_id(self) -> str:
-        return f"{self.id}:{self.session_token}"
+        return f"{self.id}:{self.session_token}:{self.secret}"
 
 
 # Built once from table columns and run on the request's Core connection (`reads`): this
 # query runs on every logged-in page, and the ORM's per-statement work was a tenth of it.
 _users = User.__table__.c
-SESSION_USER = select(_users.id, _users.email, _users.first_name, _users.session_token).where(
-    _users.id == bindparam("user_id")
+_sessions = LoginSession.__table__.c
+SESSION_USER = (
+    select(
+        _users.id,
+        _users.email,
+        _users.first_name,
+        _users.session_token,
+        _sessions.id.label("session_id"),
+    )
+    .join_from(User.__table__, LoginSession.__table__, _sessions.user_id == _users.id)
+    .where(_users.id == bindparam("user_id"), _sessions.token_hash == bindparam("token_hash"))
 )
+
+
+def logged_in(user: User, secret: str) -> SessionUser:
+    """The user as a new login session (`sessions.start`) logs them in."""
+    return SessionUser(user.id, user.email, user.first_name, user.session_token, 0, secret)
 
 
 @login_manager.user_loader
 def load_user(login_id: str) -> SessionUser | None:
-    """Find the user of a session; a stale session token (password changed) finds nobody."""
-    user_id, _, token = login_id.partition(":")
-    if not user_id.isdigit() or len(user_id) > 18:
+    """Find the user of a login id; one whose session ended (logout, ended from the account
+    page) or whose token is stale (password changed) finds nobody."""
+    user_id, token, secret = [*login_id.split(":"), "", ""][:3]
+    if not user_id.isdigit() or len(user_id) > 18 or not secret:
         return None
-    row = reads().execute(SESSION_USER, {"user_id": int(user_id)}).first()
+    found = {"user_id": int(user_id), "token_hash": sessions.token_hash(secret)}
+    row = reads().execute(SESSION_USER, found).first()
     if row is None or not hmac.compare_digest(row.session_token, token):
         return None
-    return SessionUser(*row)
+    sessions.seen(row.session_id)
+    return SessionUser(row.id, row.email, row.first_name, row.session_token, row.session_id, secret)
 
 
 class SessionCookies(SecureCookieSessionInterface):
