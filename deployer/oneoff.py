@@ -108,18 +108,6 @@ def start(
     return str(tasks[0]["taskArn"])
 
 
-def network_of(service: dict[str, Any]) -> dict[str, Any]:
-    """A service's network configuration, for a one-off task beside its tasks."""
-    vpc = service["networkConfiguration"]["awsvpcConfiguration"]
-    return {
-        "awsvpcConfiguration": {
-            "subnets": list(vpc["subnets"]),
-            "securityGroups": list(vpc.get("securityGroups") or []),
-            "assignPublicIp": vpc.get("assignPublicIp", "ENABLED"),
-        }
-    }
-
-
 @dataclass
 class Follower:
     """Follows one task to its end: its log lines as they come, then its exit."""

@@ -481,7 +481,7 @@ def run_command(
             f"no service {run.config.prefix} to run beside", "run `nnote-deploy up` first"
         )
     task = oneoff.start(
-        run, service["taskDefinition"], command, oneoff.network_of(service), "nnote-deploy/run"
+        run, service["taskDefinition"], command, service["networkConfiguration"], "nnote-deploy/run"
     )
     revision = str(service["taskDefinition"]).rsplit(":", 1)[-1]
     run.note("run", f"task {task.rsplit('/', 1)[-1]} of revision {revision} started")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from deployer import oneoff
 from deployer.aws import call
@@ -34,6 +34,7 @@ from deployer.schema import (
     database_tags,
     pending_tags,
 )
+from deployer.steps.task_definition import task_network
 
 if TYPE_CHECKING:
     from deployer.steps.base import Outputs, Run
@@ -137,7 +138,7 @@ def _migrate(run: Run, arn: str, inputs: dict[str, Outputs]) -> oneoff.TaskOutco
     timeout = run.rollout_timeout_seconds or run.config.settings.service.rollout_timeout_seconds
     attempt = 1
     while True:
-        task = oneoff.start(run, arn, COMMAND, network_of(inputs), STARTED_BY, MIGRATE)
+        task = oneoff.start(run, arn, COMMAND, task_network(inputs["network"]), STARTED_BY, MIGRATE)
         follower = oneoff.Follower(run, task, lambda line: run.note(COMPONENT, f"migrate: {line}"))
         outcome = follower.follow(timeout)
         reason = outcome.failure.stopped_reason if outcome.failure else ""
@@ -170,15 +171,3 @@ def _fail(run: Run, arn: str, outcome: oneoff.TaskOutcome) -> None:
 def _tag(run: Run, database: Outputs, tags: list[dict[str, str]]) -> None:
     """Record the database's schema on its own tags."""
     call(run.aws, "rds", "add_tags_to_resource", ResourceName=database["arn"], Tags=tags)
-
-
-def network_of(inputs: dict[str, Any]) -> dict[str, Any]:
-    """The service's subnets and security group, as the network step made them."""
-    network = inputs["network"]
-    return {
-        "awsvpcConfiguration": {
-            "subnets": network["subnet_ids"],
-            "securityGroups": [network["security_groups"]["app"]],
-            "assignPublicIp": "ENABLED",
-        }
-    }

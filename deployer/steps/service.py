@@ -26,7 +26,13 @@ from deployer.rollout.settings import current_rollout_settings, known, rollout_s
 from deployer.rollout.watch import Verdict, Watcher
 from deployer.schema import DatabaseSchema, Transition, database_schema, transition
 from deployer.steps.base import Change, Observed, Outputs, Run, Step, undo_ignoring
-from deployer.steps.task_definition import CONTAINER, app_container, differences, task_definition
+from deployer.steps.task_definition import (
+    CONTAINER,
+    app_container,
+    differences,
+    task_definition,
+    task_network,
+)
 
 COMPONENT = "service"
 LAST_GOOD = "nnote:last-good"
@@ -249,15 +255,9 @@ class ServiceStep(Step):
     def apply(self, run: Run, inputs: dict[str, Outputs]) -> Outputs:
         observed = self.observe(run)
         source = inputs["image"].get("schema")
+        # Code the database cannot run was refused by plan, before the lock (a run that
+        # waited for the lock plans again).
         planned = transition(source, inputs["database"]["schema"])
-        if planned.kind == "older" and not run.force_schema:  # plan refused it already
-            migrations.refuse_if_incompatible(
-                planned.wanted,
-                inputs["database"]["schema"],
-                snapshots.listed(run),
-                "this source",
-                migrations.UP_HINT,
-            )
         self._converge_policy(run, observed["policy"], inputs)
         wanted = task_definition(run, inputs["image"]["uri"], inputs["database"], inputs["runtime"])
         current = observed["task_definition"] or self._latest_revision(run)
@@ -378,13 +378,7 @@ class ServiceStep(Step):
             desiredCount=autoscaling.initial_count(run),
             launchType="FARGATE",
             propagateTags="SERVICE",
-            networkConfiguration={
-                "awsvpcConfiguration": {
-                    "subnets": network["subnet_ids"],
-                    "securityGroups": [network["security_groups"]["app"]],
-                    "assignPublicIp": "ENABLED",
-                }
-            },
+            networkConfiguration=task_network(network),
             loadBalancers=[
                 {
                     "targetGroupArn": inputs["loadbalancer"]["target_group_arn"],

@@ -87,6 +87,18 @@ def task_definition(run: Run, image: str, database: Outputs, runtime: Outputs) -
     }
 
 
+def task_network(network: Outputs) -> dict[str, Any]:
+    """Where the app's tasks run, the service's and one-off tasks alike: the public subnets
+    (a public IP each, no NAT gateway) and the app's security group."""
+    return {
+        "awsvpcConfiguration": {
+            "subnets": network["subnet_ids"],
+            "securityGroups": [network["security_groups"]["app"]],
+            "assignPublicIp": "ENABLED",
+        }
+    }
+
+
 COMPARED = ("cpu", "memory", "executionRoleArn", "taskRoleArn")
 COMPARED_CONTAINER = (
     "image",
