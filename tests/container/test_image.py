@@ -29,7 +29,12 @@ TAG = "nnote:test"
 
 @pytest.fixture(scope="module")
 def image(tmp_path_factory: pytest.TempPathFactory) -> Image:
-    return build_offline_image(tmp_path_factory.mktemp("image-context"), TAG, canary=CANARY)
+    # The secrets handed to the build as build arguments, as the old pipeline's CI did
+    # (`docker build --build-arg DB_PASSWORD=...`): a Dockerfile that declared and used them
+    # would write their values into the image history.
+    secrets = {"SECRET_KEY": SECRET_KEY, "DB_PASSWORD": DB_PASSWORD}
+    context = tmp_path_factory.mktemp("image-context")
+    return build_offline_image(context, TAG, canary=CANARY, extra_args=secrets)
 
 
 @pytest.fixture

@@ -94,10 +94,12 @@ def clean_checkout(folder: Path, source: Path = ROOT) -> Path:
     return folder
 
 
-def build_offline_image(folder: Path, tag: str, canary: str | None = None) -> Image:
+def build_offline_image(
+    folder: Path, tag: str, canary: str | None = None, extra_args: dict[str, str] | None = None
+) -> Image:
     """Build a copy of the checkout as `docker build .` would; `canary` plants a developer's
     local secrets in it (a .env file, the dev SECRET_KEY in the instance folders) to prove
-    that .dockerignore keeps them out."""
+    that .dockerignore keeps them out; `extra_args` are more build arguments."""
     context = copy_tracked_files(folder)
     if canary:
         for path in (".env", "instance/secret_key", "nnote/instance/secret_key"):
@@ -105,6 +107,10 @@ def build_offline_image(folder: Path, tag: str, canary: str | None = None) -> Im
             (context / path).write_text(f"SECRET_KEY={canary}\n")
     with offline_build_args() as build_args:
         image, _logs = docker.from_env().images.build(
-            path=str(context), tag=tag, rm=True, buildargs=build_args, network_mode="host"
+            path=str(context),
+            tag=tag,
+            rm=True,
+            buildargs={**build_args, **(extra_args or {})},
+            network_mode="host",
         )
     return image
