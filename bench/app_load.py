@@ -1,28 +1,33 @@
 """Load benchmark: gunicorn (2 workers) on SQLite, driven by wrk.
 
-It measures GET / (home) for a logged-in user with 200 notes and for one with 5,000, POST
-/notes (add a note; the redirect is not followed) for a third user, GET /auth/login
-anonymously, and GET /healthz as the baseline measured in the same run (the ratio column is
-steadier than req/s on a shared machine). It samples the resident memory of the gunicorn
-master and workers. Runs are interleaved across the cases; each figure is the median of
---runs runs.
+It measures GET / (home: its first page shows 20 notes) for a logged-in user with 200 notes
+and for one with 5,000, POST /notes (add a note; the redirect is not followed) for a third
+user, GET /auth/login and /auth/signup anonymously (no cookie: every request is a new
+visitor), and the home page at 32 connections for its tail latency. The baseline, measured
+in the same run, is a bare Flask "hello" (bench/hello.py) on a second gunicorn with the same
+settings: the stack's ceiling (the ratio column is steadier than req/s on a shared machine).
+It samples the resident memory of nnote's gunicorn master and workers. Runs are interleaved
+across the cases; each figure is the median of --runs runs.
 
     uv run python bench/app_load.py [--runs 5] [--seconds 6]
 
-Targets (2 cores): home with 5,000 notes within 15% of home with 200; home >= 1,500 req/s;
-add note >= 600 req/s; peak RSS of master + 2 workers < 150 MB.
+Targets (2 cores): anonymous login and sign-up pages >= 0.75x hello; home (20 notes)
+>= 0.5x hello; home at 32 connections p99 <= 3x its p50; home with 5,000 notes within 15% of
+home with 200; add note >= 600 req/s; peak RSS of master + 2 workers < 150 MB.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,10 +37,13 @@ from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.conftest import csrf_token_in
+from tests.support.net import free_port, wait_until
 from tests.support.server import Gunicorn
 
 WRK_THREADS = 2
 WRK_CONNECTIONS = 16
+TAIL_CONNECTIONS = 32
+ROOT = Path(__file__).resolve().parent.parent
 # One browser identity for sign-up and load: Flask-Login ties a session to its client's
 # User-Agent, and a mismatch re-saves the cookie on every request (a browser would keep the
 # re-saved cookie; wrk cannot, so the figure would measure a cost no user pays).
@@ -57,8 +65,14 @@ def _ms(value: str) -> float:
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
 
 
-def wrk(url: str, seconds: int, headers: dict[str, str], script: Path | None = None) -> Result:
-    command = ["wrk", f"-t{WRK_THREADS}", f"-c{WRK_CONNECTIONS}", f"-d{seconds}s", "--latency"]
+def wrk(
+    url: str,
+    seconds: int,
+    headers: dict[str, str],
+    script: Path | None = None,
+    connections: int = WRK_CONNECTIONS,
+) -> Result:
+    command = ["wrk", f"-t{WRK_THREADS}", f"-c{connections}", f"-d{seconds}s", "--latency"]
     for name, value in headers.items():
         command += ["-H", f"{name}: {value}"]
     if script:
@@ -169,9 +183,35 @@ def median_result(results: list[Result]) -> Result:
     )
 
 
-BASELINE = "GET /healthz (baseline)"
-HOME_200 = "GET / (200 notes)"
-HOME_5000 = "GET / (5,000 notes)"
+BASELINE = "Flask hello (baseline)"
+HOME_200 = "GET / (20 shown of 200)"
+HOME_5000 = "GET / (20 shown of 5,000)"
+HOME_TAIL = f"GET / (200), {TAIL_CONNECTIONS} conns"
+LOGIN = "GET /auth/login (anonymous)"
+SIGNUP = "GET /auth/signup (anonymous)"
+
+
+@contextmanager
+def hello_server(folder: Path) -> Iterator[str]:
+    """bench/hello.py under gunicorn with nnote's own settings file and worker count."""
+    port = free_port()
+    environment = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "2"}
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    with (folder / "hello.log").open("wb") as log:
+        process = subprocess.Popen(
+            [gunicorn, "--config", "gunicorn.conf.py", "bench.hello:app"],
+            env=environment,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: requests.get(url, timeout=1).ok, 30, "hello gunicorn")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 def main() -> None:
@@ -192,24 +232,34 @@ def main() -> None:
             light, heavy, writer = (sign_up(server.url, f"{n}@example.com") for n in "lhw")
         fill_notes(database, light.email, 200)
         fill_notes(database, heavy.email, 5000)
-        loads = cases(server.url, args.seconds, folder, light, heavy, writer)
-        samples, peaks = interleaved(pid, loads, args.runs)
+        with hello_server(folder) as hello:
+            loads = cases(server.url, hello, args.seconds, folder, light, heavy, writer)
+            samples, peaks = interleaved(pid, loads, args.runs)
     finally:
         server.stop()
     report({name: median_result(runs) for name, runs in samples.items()}, peaks, signup.peak, args)
 
 
 def cases(
-    url: str, seconds: int, folder: Path, light: BenchUser, heavy: BenchUser, writer: BenchUser
+    url: str,
+    hello: str,
+    seconds: int,
+    folder: Path,
+    light: BenchUser,
+    heavy: BenchUser,
+    writer: BenchUser,
 ) -> dict[str, Callable[[], Result]]:
     post = post_script(folder, writer.token)
     return {
-        # The app's cheapest answer (no database, no template): the stack's ceiling here now.
-        BASELINE: lambda: wrk(f"{url}/healthz", seconds, BROWSER),
+        BASELINE: lambda: wrk(f"{hello}/", seconds, BROWSER),
+        # The app's cheapest answer (no database, no template).
+        "GET /healthz": lambda: wrk(f"{url}/healthz", seconds, BROWSER),
         HOME_200: lambda: wrk(f"{url}/", seconds, light.headers),
         HOME_5000: lambda: wrk(f"{url}/", seconds, heavy.headers),
+        HOME_TAIL: lambda: wrk(f"{url}/", seconds, light.headers, connections=TAIL_CONNECTIONS),
         "POST /notes": lambda: wrk(f"{url}/notes", seconds, writer.headers, post),
-        "GET /auth/login (anonymous)": lambda: wrk(f"{url}/auth/login", seconds, BROWSER),
+        LOGIN: lambda: wrk(f"{url}/auth/login", seconds, BROWSER),
+        SIGNUP: lambda: wrk(f"{url}/auth/signup", seconds, BROWSER),
     }
 
 
@@ -220,7 +270,7 @@ def interleaved(
     a shared machine hits all cases alike instead of all runs of one case; returns each
     case's results and the peak RSS of the server's process tree (`pid`)."""
     samples: dict[str, list[Result]] = {name: [] for name in loads}
-    peaks = dict.fromkeys(loads, 0)
+    peaks = dict.fromkeys(loads, 0)  # the hello server's figure is nnote's idle memory
     for run in range(runs):
         order = list(loads.items())
         for name, load in order if run % 2 == 0 else reversed(order):
@@ -249,6 +299,11 @@ def report(
         )
     small = figures[HOME_200].requests_per_second
     large = figures[HOME_5000].requests_per_second
+    for name, target in ((LOGIN, 0.75), (SIGNUP, 0.75), (HOME_200, 0.5)):
+        ratio = figures[name].requests_per_second / baseline
+        print(f"{name}: {ratio:.2f}x hello (target >= {target})")
+    tail = figures[HOME_TAIL]
+    print(f"{HOME_TAIL}: p99 {tail.p99_ms / tail.p50_ms:.1f}x p50 (target <= 3)")
     print(f"home 5,000 / 200 notes throughput ratio: {large / small:.2f} (target >= 0.85)")
     print(f"home (200 notes): {small:.0f} req/s (target >= 1,500)")
     print(f"add note: {figures['POST /notes'].requests_per_second:.0f} req/s (target >= 600)")
