@@ -1,5 +1,6 @@
 """The account page: the devices logged in (end any or all others), change password, delete
-the account."""
+the account. Both password checks are throttled like logging in, and count with it: a stolen
+session is no faster way to guess the password."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ from sqlalchemy import delete
 from werkzeug.wrappers import Response
 
 from nnote import sessions
-from nnote.auth import end_browser_session
+from nnote.auth import end_browser_session, password_guess_right
 from nnote.forms import ChangePasswordForm, ConfirmForm, DeleteAccountForm
 from nnote.models import Note, User, db, new_session_token
-from nnote.passwords import hash_password, password_matches
+from nnote.passwords import hash_password
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
@@ -73,7 +74,7 @@ def change_password() -> str | Response:
     form = ChangePasswordForm()
     user = _account()
     if form.validate_on_submit():
-        if password_matches(user, form.current.data or ""):
+        if password_guess_right(user.email, user, form.current.data or ""):
             user.password_hash = hash_password(form.password.data or "")
             # A new token ends this and every other session, remember-me cookies included.
             user.session_token = new_session_token()
@@ -92,7 +93,7 @@ def delete_account() -> str | Response:
     form = DeleteAccountForm()
     user = _account()
     if form.validate_on_submit():
-        if password_matches(user, form.account_password.data or ""):
+        if password_guess_right(user.email, user, form.account_password.data or ""):
             db.session.execute(delete(Note).where(Note.user_id == user.id))
             db.session.delete(user)
             db.session.commit()

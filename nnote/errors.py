@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from contextlib import suppress
 
 from flask import Flask, current_app, g, render_template
@@ -17,7 +18,7 @@ MESSAGES = {
     404: ("Not found", "There is nothing here. It may have been deleted."),
     405: ("Method not allowed", "That page cannot be used this way."),
     413: ("Too large", "What you sent is too large. Shorten it and try again."),
-    429: ("Too many attempts", "Too many failed attempts. Wait a few minutes and try again."),
+    429: ("Too many attempts", "Too many attempts. Wait a few minutes and try again."),
     500: ("Something went wrong", "The error is logged. Try again in a moment."),
     503: (
         "Temporarily unavailable",
@@ -45,10 +46,23 @@ def _csrf_error(_error: CSRFError) -> tuple[str, int]:
 
 
 def _throttled(error: HTTPException) -> tuple[str, int, dict[str, str]]:
-    from nnote.throttle import retry_after_seconds
+    wait = getattr(error, "retry_after", None)
+    if not isinstance(wait, int) or wait <= 0:
+        body, code = render_error(429)
+        return body, code, {}
+    body, code = render_error(429, f"{error.description} Try again in {wait_in_words(wait)}.")
+    return body, code, {"Retry-After": str(wait)}
 
-    body, code = render_error(429)
-    return body, code, {"Retry-After": str(retry_after_seconds())}
+
+def wait_in_words(seconds: int) -> str:
+    """A wait as a person reads it, rounded up so that it is never too early to retry."""
+    if seconds < 60:
+        count, unit = seconds, "second"
+    elif seconds < 3600:
+        count, unit = math.ceil(seconds / 60), "minute"
+    else:
+        count, unit = math.ceil(seconds / 3600), "hour"
+    return f"{count} {unit}" if count == 1 else f"{count} {unit}s"
 
 
 def _server_error(_error: InternalServerError) -> tuple[str, int]:

@@ -21,9 +21,12 @@ MYSQL_DB_VARS = ("DB_HOST", "DB_NAME", "DB_USERNAME", "DB_PASSWORD")
 INTEGER_SETTINGS = (
     "PROXY_FIX_X_FOR",
     "NOTES_PER_PAGE",
-    "LOGIN_MAX_FAILURES_PER_ACCOUNT",
-    "LOGIN_MAX_FAILURES_PER_CLIENT",
-    "LOGIN_THROTTLE_SECONDS",
+    "LOGIN_FREE_FAILURES_PER_ACCOUNT_AND_CLIENT",
+    "LOGIN_FREE_FAILURES_PER_CLIENT",
+    "LOGIN_FREE_FAILURES_PER_ACCOUNT",
+    "LOGIN_MAX_DELAY_SECONDS",
+    "LOGIN_FAILURE_WINDOW_SECONDS",
+    "SIGNUPS_PER_CLIENT_PER_HOUR",
 )
 
 
@@ -46,9 +49,16 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "MAX_FORM_MEMORY_SIZE": 256 * 1024,
         "NOTES_PER_PAGE": 20,
         "NOTE_MAX_LENGTH": 10_000,
-        "LOGIN_MAX_FAILURES_PER_ACCOUNT": 5,
-        "LOGIN_MAX_FAILURES_PER_CLIENT": 20,
-        "LOGIN_THROTTLE_SECONDS": 15 * 60,
+        # Password guesses (nnote.throttle): failures allowed before growing delays, per
+        # account and client address together, per address, and per account for browsers
+        # that never logged in to it; the longest delay; how long a failure counts.
+        "LOGIN_FREE_FAILURES_PER_ACCOUNT_AND_CLIENT": 5,
+        "LOGIN_FREE_FAILURES_PER_CLIENT": 20,
+        "LOGIN_FREE_FAILURES_PER_ACCOUNT": 50,
+        "LOGIN_MAX_DELAY_SECONDS": 15 * 60,
+        "LOGIN_FAILURE_WINDOW_SECONDS": 24 * 3600,
+        # Sign-ups (created or refused as taken) one address may try in an hour.
+        "SIGNUPS_PER_CLIENT_PER_HOUR": 10,
         "PROXY_FIX_X_FOR": 0,
         "SEND_FILE_MAX_AGE_DEFAULT": 3600,
         "WTF_CSRF_TIME_LIMIT": None,

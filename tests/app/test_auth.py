@@ -1,4 +1,7 @@
-"""Sign up, log in, log out: validation, no account enumeration, throttling, safe redirects."""
+"""Sign up, log in, log out: validation, no account enumeration, throttling, safe redirects.
+
+Throttling in depth (addresses, growing delays, the account page, sign-ups) is in
+test_throttle.py."""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from nnote import passwords
+from nnote import passwords, throttle
 from tests.app.conftest import PASSWORD, AuthActions
 
 
@@ -99,24 +102,34 @@ def test_login_remember_me_sets_a_lasting_cookie(user: AuthActions, client: Flas
     assert cookie is not None and cookie.http_only and cookie.expires is not None
 
 
+@pytest.fixture
+def stopped_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The throttle's clock stands still: every wait is still to come, however slow the run."""
+    stopped = throttle.now()
+    monkeypatch.setattr(throttle, "now", lambda: stopped)
+
+
+@pytest.mark.usefixtures("stopped_clock")
 def test_login_throttled_after_repeated_failures(user: AuthActions, app: Flask) -> None:
     user.logout()
-    for _ in range(app.config["LOGIN_MAX_FAILURES_PER_ACCOUNT"]):
+    for _ in range(app.config["LOGIN_FREE_FAILURES_PER_ACCOUNT_AND_CLIENT"]):
         assert user.login(password="wrong password!").status_code == 200
     throttled = user.login()  # even the right password waits now
     assert throttled.status_code == 429
-    assert int(throttled.headers["Retry-After"]) > 0
-    assert "Too many failed attempts" in throttled.get_data(as_text=True)
+    assert throttled.headers["Retry-After"] == "1"
+    assert "Too many failed attempts. Try again in 1 second." in throttled.get_data(as_text=True)
 
 
+@pytest.mark.usefixtures("stopped_clock")
 def test_login_throttled_per_client_across_accounts(auth: AuthActions, app: Flask) -> None:
-    app.config["LOGIN_MAX_FAILURES_PER_CLIENT"] = 3
+    app.config["LOGIN_FREE_FAILURES_PER_CLIENT"] = 3
     for number in range(3):
         auth.login(email=f"guess{number}@example.com", password="whatever1")
     assert auth.login(email="another@example.com", password="whatever1").status_code == 429
 
 
-def test_login_success_clears_the_account_failures(user: AuthActions) -> None:
+@pytest.mark.usefixtures("stopped_clock")
+def test_login_success_clears_this_clients_failures(user: AuthActions) -> None:
     user.logout()
     for _ in range(4):
         user.login(password="wrong password!")

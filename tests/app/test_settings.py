@@ -89,3 +89,17 @@ def test_mysql_engine_is_tuned_for_rds() -> None:
     assert options["pool_pre_ping"] is True
     assert options["pool_recycle"] < 3600
     assert options["connect_args"]["connect_timeout"] <= 10
+
+
+def test_throttle_settings_come_from_the_environment(tmp_path: Path) -> None:
+    env = {
+        "LOGIN_FREE_FAILURES_PER_ACCOUNT_AND_CLIENT": "3",
+        "LOGIN_FREE_FAILURES_PER_CLIENT": "30",
+        "LOGIN_FREE_FAILURES_PER_ACCOUNT": "60",
+        "LOGIN_MAX_DELAY_SECONDS": "600",
+        "LOGIN_FAILURE_WINDOW_SECONDS": "7200",
+        "SIGNUPS_PER_CLIENT_PER_HOUR": "5",
+    }
+    config = settings.from_environment(env, str(tmp_path))
+    assert {name: config[name] for name in env} == {name: int(env[name]) for name in env}
+    assert set(env) <= set(settings.defaults(str(tmp_path))), "each has a default"
