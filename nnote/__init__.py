@@ -48,10 +48,12 @@ def _init_extensions(app: Flask, migrations: bool) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from nnote import account, auth, errors, health, notes
+    from nnote import account, auth, errors, export, health, notes, trash
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(notes.bp)
+    app.register_blueprint(trash.bp)
+    app.register_blueprint(export.bp)
     app.register_blueprint(account.bp)
     app.register_blueprint(health.bp)
     errors.init_app(app)

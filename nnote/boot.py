@@ -42,6 +42,9 @@ DEPENDENCIES = (
     "sqlalchemy",
     "pymysql",
     "gunicorn",
+    "markdown_it",
+    "mdit_py_plugins",
+    "nh3",
 )
 
 

@@ -10,7 +10,20 @@ from typing import Any
 from flask import Flask, g
 from flask_login import UserMixin
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Text, event, false
+from sqlalchemy import (
+    Boolean,
+    Computed,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    event,
+    false,
+    text,
+)
+from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.engine import make_url as _make_url
 from sqlalchemy.exc import DBAPIError
@@ -49,23 +62,73 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined]
         return f"{self.id}:{self.session_token}"
 
 
+# On MySQL, times to the microsecond: two saves of a note never share an `updated_at`, which
+# is how a stored rendering knows it is stale (Note.stale). SQLite keeps microseconds anyway.
+PRECISE_TIME = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+# MySQL's TEXT holds 64 KB: too little for the rendering or the folded copy of a long note.
+LONG_TEXT = Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+# Compared byte for byte on MySQL, as on SQLite: the app folds case itself (nnote.markdown.fold),
+# so the database's own case and accent rules must not add matches only one backend makes.
+FOLDED_TEXT = Text().with_variant(
+    mysql.MEDIUMTEXT(charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb"
+)
+FOLDED_TAG = String(64).with_variant(
+    mysql.VARCHAR(64, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb"
+)
+
+
 class Note(db.Model):  # type: ignore[name-defined]
     __tablename__ = "note"
-    # The home page lists one user's notes newest first, the pinned ones apart: the second
-    # index serves both lists without a sort. The first is what code from before pinning
-    # used (migration 0002 keeps it, so that a rollback to that code stays fast).
+    # ix_note_listed serves the home page: one user's notes out of the trash, pinned or not,
+    # last edited first, paged by (updated_at, id) without a sort; and the trash (trashed_at
+    # set) and its 30-day purge. The two older indexes are those of the code before 0004
+    # (kept so that a rollback to it stays fast). ix_note_user_id_stale finds the notes whose
+    # stored rendering is out of date, which only the code before 0004 leaves behind.
+    # ix_note_trashed_at finds anyone's trash past its 30 days (nnote.trash.purge).
     __table_args__ = (
         Index("ix_note_user_id_id", "user_id", "id"),
         Index("ix_note_user_id_pinned_id", "user_id", "pinned", "id"),
+        Index("ix_note_listed", "user_id", "trashed_at", "pinned", "updated_at", "id"),
+        Index("ix_note_user_id_stale", "user_id", "stale"),
+        Index("ix_note_trashed_at", "trashed_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"))
+    # Optional; "" for none (the server default fills the rows older code inserts).
+    title: Mapped[str] = mapped_column(String(200), default="", server_default=text("''"))
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    # When the text last changed (set by `nnote.derived.save`; pinning or trashing is no edit).
+    updated_at: Mapped[datetime] = mapped_column(PRECISE_TIME, default=utcnow)
     # The server default is migration 0002's, which fills the rows written by older code.
     pinned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Set while the note is in the trash; emptied after 30 days (nnote.trash).
+    trashed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Derived from title and body when saved (nnote.derived): the list item's HTML, the
+    # folded text search compares, and the `updated_at` they were made for.
+    html: Mapped[str | None] = mapped_column(LONG_TEXT)
+    search_text: Mapped[str | None] = mapped_column(FOLDED_TEXT)
+    rendered_at: Mapped[datetime | None] = mapped_column(PRECISE_TIME)
+    # True when the derived columns are missing or older than the text: for rows that code
+    # from before 0004 inserted or edited (it knows none of them). Computed by the database,
+    # so that an index finds such rows whoever wrote them.
+    stale: Mapped[bool] = mapped_column(
+        Boolean, Computed("rendered_at IS NULL OR rendered_at <> updated_at")
+    )
+
+
+class NoteTag(db.Model):  # type: ignore[name-defined]
+    """One #tag of a note, folded: a tag filter is an index lookup, not a text search."""
+
+    __tablename__ = "note_tag"
+    __table_args__ = (Index("ix_note_tag_user_id_tag", "user_id", "tag", "note_id"),)
+
+    note_id: Mapped[int] = mapped_column(
+        ForeignKey("note.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(FOLDED_TAG, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"))
 
 
 class LoginSession(db.Model):  # type: ignore[name-defined]

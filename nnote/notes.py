@@ -1,166 +1,147 @@
-"""The home page: one user's notes, newest first, paginated by id, with search. Pinned notes
-stand apart above the list, on its first page, and the paginated list leaves them out."""
+"""The home page (the list is `nnote.listing`'s), a note's own page, add and edit (with an
+optional title), ticking a checklist, pin and unpin; delete is the trash's (`nnote.trash`).
+Logged-out visitors get the landing page at the home page's address. A note form whose CSRF
+token no longer matches comes back with the typed text."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime
-from typing import Any, Protocol
+import unicodedata
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlencode
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user, login_required
-from markupsafe import Markup, escape
-from sqlalchemy import Select, bindparam, false, select, true
+from flask_wtf.csrf import CSRFError
+from markupsafe import Markup
 from werkzeug.wrappers import Response
+from wtforms import StringField
+from wtforms.validators import Length
 
+from nnote import derived, errors
+from nnote.auth import safe_next
 from nnote.forms import ConfirmForm, NoteForm
-from nnote.models import Note, db, reads
+from nnote.listing import (
+    MAX_ID,
+    Cursor,
+    Filters,
+    NotePage,
+    note_items,
+    note_page,
+    note_times,
+    with_script_root,
+)
+from nnote.markdown import disable_tasks, normalise_newlines, render, tags_of, toggle_task
+from nnote.models import Note, db
+from nnote.security import csrf_token
 
 bp = Blueprint("notes", __name__)
+NO_FILTERS = Filters()
+# The list's markup, built in one pass (a filter: the template hands it the rows).
+bp.add_app_template_filter(note_items, "note_items")
 
-# Ids beyond this cannot exist and would overflow the database's integer type.
-MAX_ID = 2**31 - 1
-SEARCH_MAX = 200
-# The pinned section is not paginated: a user who pins more sees the newest this many.
-PINNED_MAX = 50
-
-
-class NoteRow(Protocol):
-    """A row of NOTE_ROWS: (id, body, created_at), by name or unpacked."""
-
-    id: int
-    body: str
-    created_at: datetime
-
-    def __iter__(self) -> Iterator[Any]: ...
-
-
-@dataclass(frozen=True)
-class NotePage:
-    """One page of notes and the cursors of its neighbours (None where there is none), and on
-    the list's first page the pinned notes that go above it."""
-
-    notes: Sequence[NoteRow]
-    newer_than: int | None
-    older_than: int | None
-    pinned: Sequence[NoteRow] = ()
-
-
-@bp.app_template_filter("note_items")
-def note_items(notes: Sequence[NoteRow], root: str, pinned: bool = False) -> Markup:
-    """The note list's <li> items, built in one pass: with 20 notes this markup was 40% of the
-    home page's time as Jinja nodes. The note body is the only user text, and is escaped;
-    ids are integers and times are formatted datetimes. The Pin (or Unpin) buttons submit the
-    page's one `pins` form, which carries the CSRF token once rather than once a note."""
-    root = escape(root)
-    action, label = ("unpin", "Unpin") if pinned else ("pin", "Pin")
-    items = []
-    # Unpacked once: a result row's attribute lookups cost as much as building the markup.
-    for note_id, body, created_at in notes:
-        created = str(created_at)
-        link = f"{root}{note_id:d}"
-        items.append(
-            f'<li class="note" id="note-{note_id:d}">\n'
-            f'    <p class="body">{escape(body)}</p>\n'
-            f'    <footer><time datetime="{created[:19]}Z">{created[:16]} UTC</time>\n'
-            f'      <button form="pins" formaction="{link}/{action}" class="link">'
-            f"{label}</button>\n"
-            f'      <a href="{link}/edit">Edit</a>\n'
-            f'      <a href="{link}/delete" class="danger">Delete</a>\n'
-            "    </footer>\n  </li>\n"
-        )
-    return Markup("".join(items))
-
-
-def _id_arg(name: str) -> int | None:
-    value = request.args.get(name, "")
-    if not value.isdigit() or len(value) > 10 or int(value) > MAX_ID:
-        return None
-    return int(value)
-
-
-# Plain rows from table columns, built once and run on the request's Core connection
-# (`reads`): the first page is the hottest query. `pinned = false` rather than `NOT pinned`:
-# an equality, so that ix_note_user_id_pinned_id serves it on MySQL too.
-_notes = Note.__table__.c
-NOTE_ROWS = select(_notes.id, _notes.body, _notes.created_at).where(
-    _notes.user_id == bindparam("user_id")
+TITLE_MAX = 200
+# How long a deleted note stays in the trash (nnote.trash).
+TRASH_DAYS = 30
+CSRF_KEPT = (
+    "This form expired or did not come from this site, so nothing was saved yet. Your text "
+    "is kept below: check it and save again."
 )
-LISTED_ROWS = NOTE_ROWS.where(_notes.pinned == false())
-FIRST_PAGE = LISTED_ROWS.order_by(_notes.id.desc()).limit(bindparam("limit"))
-PINNED_ROWS = NOTE_ROWS.where(_notes.pinned == true()).order_by(_notes.id.desc()).limit(PINNED_MAX)
 
 
-def _matching(query: Select[int, str, datetime], search: str) -> Select[int, str, datetime]:
-    if search:
-        return query.where(_notes.body.contains(search, autoescape=True))
-    return query
+class TitledNoteForm(NoteForm):
+    title = StringField(
+        "Title",
+        filters=[lambda value: _one_line(value or "")],
+        validators=[
+            Length(max=TITLE_MAX, message=f"A title holds at most {TITLE_MAX} characters.")
+        ],
+    )
 
 
-def pinned_notes(search: str) -> Sequence[NoteRow]:
-    """The pinned notes, newest first, filtered by the same search as the list below them."""
-    return list(reads().execute(_matching(PINNED_ROWS, search), {"user_id": current_user.id}))
+def _one_line(value: str) -> str:
+    """A title is one line of printable text."""
+    kept = (c if unicodedata.category(c) not in ("Cc", "Zl", "Zp") else " " for c in value)
+    return " ".join("".join(kept).split())
 
 
-def note_page(search: str, before: int | None, after: int | None) -> NotePage:
-    """The page of the list, and the pinned notes when it is the list's first page (the top:
-    no newer page, including one reached by paging back with `after`). The list holds only
-    unpinned notes, so its cursors and page sizes are those of a list without pinning."""
-    page = _listed_page(search, before, after)
-    if before is None and page.newer_than is None:
-        return replace(page, pinned=pinned_notes(search))
-    return page
-
-
-def _listed_page(search: str, before: int | None, after: int | None) -> NotePage:
-    """Keyset pagination: the cost of a page does not grow with the number of notes."""
-    size = current_app.config["NOTES_PER_PAGE"]
-    params = {"user_id": current_user.id, "limit": size + 1}
-    if not search and before is None and after is None:
-        rows = list(reads().execute(FIRST_PAGE, params))
-        return NotePage(rows[:size], None, rows[size - 1].id if len(rows) > size else None)
-    query = _matching(LISTED_ROWS, search)
-    if after is not None:
-        rows = list(
-            reads().execute(
-                query.where(_notes.id > after).order_by(_notes.id).limit(size + 1), params
-            )
-        )
-        more_newer = len(rows) > size
-        notes: list[Any] = rows[:size][::-1]
-        return NotePage(
-            notes, notes[0].id if more_newer and notes else None, notes[-1].id if notes else None
-        )
-    if before is not None:
-        query = query.where(_notes.id < before)
-    rows = list(reads().execute(query.order_by(_notes.id.desc()).limit(size + 1), params))
-    notes = list(rows[:size])
-    newer = notes[0].id if before is not None and notes else None
-    return NotePage(notes, newer, notes[-1].id if len(rows) > size else None)
-
-
-def get_note(note_id: int) -> Note:
-    """Return the current user's note; another user's note is as absent as a missing one."""
+def _own_note(note_id: int) -> Note | None:
     note = db.session.get(Note, note_id) if note_id <= MAX_ID else None
-    if note is None or note.user_id != current_user.id:
+    return note if note is not None and note.user_id == current_user.id else None
+
+
+def get_note(note_id: int, trashed: bool | None = False) -> Note:
+    """Return the current user's note; another user's note is as absent as a missing one.
+    `trashed`: False for notes out of the trash, True for notes in it, None for either."""
+    note = _own_note(note_id)
+    if note is None:
+        abort(404)
+    if trashed is not None and (note.trashed_at is not None) != trashed:
         abort(404)
     return note
 
 
-def _note_form() -> NoteForm:
-    form = NoteForm()
+def _note_form() -> TitledNoteForm:
+    form = TitledNoteForm()
     form.limit_length(current_app.config["NOTE_MAX_LENGTH"])
     return form
 
 
+def back_to(default: str, anchor: str = "") -> Response:
+    """Back to the page the form was on (its `next`, on this site), else `default`."""
+    target = request.form.get("next") or ""
+    return redirect((safe_next(target) if target else default) + anchor)
+
+
 @bp.get("/")
-@login_required
 def index() -> str:
-    search = request.args.get("q", "").strip()[:SEARCH_MAX]
-    page = note_page(search, _id_arg("before"), _id_arg("after"))
+    if not current_user.is_authenticated:
+        return render_template("landing.html")
+    if not request.query_string:  # the usual visit: the top, nothing to read of the address
+        return _render_home(note_page(NO_FILTERS, None, None), NO_FILTERS, None)
+    filters = Filters.from_request()
+    page = note_page(filters, Cursor.arg("before"), Cursor.arg("after"))
     # No form object on a plain GET: the template writes the empty form out itself.
-    return render_template("notes/index.html", page=page, search=search, form=None)
+    return _render_home(page, filters, None)
+
+
+def _home_with(form: TitledNoteForm, **context: Any) -> str:
+    return _render_home(note_page(NO_FILTERS, None, None), NO_FILTERS, form, **context)
+
+
+def _render_home(page: NotePage, filters: Filters, form: TitledNoteForm | None, **more: Any) -> str:
+    """The home page; what its template would look up through the request's proxies (and
+    the hot page's every lookup counts) is worked out once here. `here` is where the note
+    buttons' form comes back to: this page, or the top after a form sent to /notes."""
+    root = request.script_root
+    here = (root + request.full_path).rstrip("?") if request.method == "GET" else f"{root}/"
+    return render_template(
+        "notes/index.html",
+        page=page,
+        filters=filters,
+        form=form,
+        root=root,
+        here=here,
+        token=csrf_token(),
+        newer=page.newer_than and _page_link(root, filters, after=page.newer_than),
+        older=page.older_than and _page_link(root, filters, before=page.older_than),
+        **more,
+    )
+
+
+def _page_link(root: str, filters: Filters, **cursor: Cursor) -> str:
+    """The home page's address at another page (built here: url_for took 10 µs a link)."""
+    ((name, at),) = cursor.items()
+    return f"{root}/?" + urlencode({name: str(at), **filters.args()})
 
 
 @bp.post("/notes")
@@ -168,12 +149,35 @@ def index() -> str:
 def create() -> str | Response:
     form = _note_form()
     if form.validate_on_submit():
-        db.session.add(Note(user_id=current_user.id, body=form.body.data))
+        derived.add(
+            current_user.id, form.title.data or "", normalise_newlines(form.body.data or "")
+        )
         db.session.commit()
         flash("Note added.", "success")
         return redirect(url_for("notes.index"))
-    page = note_page("", None, None)
-    return render_template("notes/index.html", page=page, search="", form=form)
+    return _home_with(form)
+
+
+@bp.get("/notes/<int:note_id>")
+@login_required
+def show(note_id: int) -> str:
+    """The whole note (the list shows a preview of a long one), rendered on each view: one
+    note, not the home page. A note in the trash is shown with its Restore button."""
+    note = get_note(note_id, trashed=None)
+    shown = render(note.id, note.title, note.body, derived.version(note.updated_at))
+    body = with_script_root(shown.html, request.script_root)
+    if note.trashed_at is not None:
+        body = disable_tasks(body)
+    tags = derived.tag_links(tags_of(note.title, note.body))
+    return render_template(
+        "notes/note.html",
+        note=note,
+        shown=shown,
+        body=Markup(body),
+        tags=Markup(with_script_root(tags, request.script_root)),
+        times=Markup(note_times(note.created_at, note.updated_at)),
+        keep=timedelta(days=TRASH_DAYS),
+    )
 
 
 @bp.route("/notes/<int:note_id>/edit", methods=("GET", "POST"))
@@ -182,26 +186,48 @@ def edit(note_id: int) -> str | Response:
     note = get_note(note_id)
     form = _note_form()
     if request.method == "GET":
-        form.body.data = note.body
+        form.title.data, form.body.data = note.title, note.body
     elif form.validate_on_submit():
-        note.body = form.body.data or ""
+        derived.save(note, form.title.data or "", normalise_newlines(form.body.data or ""))
         db.session.commit()
         flash("Note saved.", "success")
         return redirect(url_for("notes.index"))
     return render_template("notes/edit.html", note=note, form=form)
 
 
-@bp.route("/notes/<int:note_id>/delete", methods=("GET", "POST"))
+@bp.errorhandler(CSRFError)
+def form_expired(error: CSRFError) -> tuple[str, int]:
+    """A note form whose token no longer matches (the session was rotated or ended on
+    another tab) comes back with the typed text, a fresh token and a clear message, instead
+    of losing the text. Logged out, there is no page to put it on: the error page says so
+    (the browser's draft keeps the text)."""
+    if not current_user.is_authenticated or request.endpoint not in ("notes.create", "notes.edit"):
+        return errors._csrf_error(error)  # the app's own page for every other form
+    form = _note_form()
+    form.validate()  # fills the errors of the typed text itself (too long, empty)
+    if request.endpoint == "notes.create":
+        return _home_with(form, form_expired=CSRF_KEPT), 400
+    note = _own_note(int((request.view_args or {}).get("note_id", 0)))
+    if note is None or note.trashed_at is not None:  # (a handler cannot abort)
+        return errors.render_error(404)
+    return render_template("notes/edit.html", note=note, form=form, form_expired=CSRF_KEPT), 400
+
+
+@bp.post("/notes/<int:note_id>/check/<int:index>")
 @login_required
-def delete(note_id: int) -> str | Response:
+def check(note_id: int, index: int) -> Response:
+    """Tick or untick a checklist item: the `index`-th task item of the text of version
+    `at` (a page older than the text ticks nothing, rather than the wrong item)."""
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
     note = get_note(note_id)
-    form = ConfirmForm()
-    if form.validate_on_submit():
-        db.session.delete(note)
+    body = toggle_task(note.body, index)
+    if request.args.get("at") != derived.version(note.updated_at) or body is None:
+        flash("This note changed since the page was shown: nothing was ticked. Try again.", "error")
+    else:
+        derived.save(note, note.title, body)
         db.session.commit()
-        flash("Note deleted.", "info")
-        return redirect(url_for("notes.index"))
-    return render_template("notes/delete.html", note=note, form=form)
+    return back_to(url_for("notes.index"), f"#note-{note_id:d}")
 
 
 @bp.post("/notes/<int:note_id>/pin")
@@ -218,11 +244,12 @@ def unpin(note_id: int) -> Response:
 
 def _set_pinned(note_id: int, pinned: bool) -> Response:
     """Two routes rather than a toggle: a double click or a resent form pins once, and never
-    undoes itself. Back to the home page, where the note now sits in its other section."""
+    undoes itself. Back to the page the button was on, where the note now sits in its other
+    section. Pinning is no edit: the note keeps its place in time."""
     if not ConfirmForm().validate_on_submit():
         abort(400)
     note = get_note(note_id)
     note.pinned = pinned
     db.session.commit()
     flash("Note pinned." if pinned else "Note unpinned.", "success")
-    return redirect(url_for("notes.index"))
+    return back_to(url_for("notes.index"))

@@ -6,14 +6,16 @@ import hmac
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit
 
-from flask import Flask, Response, current_app, g, session
+from flask import Flask, Response, current_app, flash, g, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager, UserMixin
 from flask_wtf.csrf import CSRFProtect, generate_csrf
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import bindparam, select
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.wrappers import Response as Redirect
 
 from nnote import sessions
 from nnote.models import LoginSession, User, reads
@@ -114,6 +116,19 @@ def load_user(login_id: str) -> SessionUser | None:
         return None
     sessions.seen(row.session_id)
     return SessionUser(row.id, row.email, row.first_name, row.session_token, row.session_id, secret)
+
+
+@login_manager.unauthorized_handler
+def log_in_first() -> Redirect:
+    """To the login page, and back after it. A form sent after its session ended (logged out
+    elsewhere) comes back to the page it was sent from, where its draft waits: the form's
+    own URL may answer POST only (405 after logging in)."""
+    flash(login_manager.login_message, login_manager.login_message_category)
+    back: str | None = (request.script_root + request.full_path).removesuffix("?")
+    if request.method != "GET":
+        referrer = urlsplit(request.referrer or "")
+        back = referrer.path if referrer.netloc == request.host else None
+    return redirect(url_for("auth.login", next=back))
 
 
 class SessionCookies(SecureCookieSessionInterface):

@@ -24,7 +24,7 @@ def change_password(
 def test_change_password_rejects_wrong_current(user: AuthActions, client: FlaskClient) -> None:
     response = change_password(user, current="not my password")
     assert "That is not your current password." in response.get_data(as_text=True)
-    assert client.get("/").status_code == 200, "still logged in"
+    assert client.get("/account/").status_code == 200, "still logged in"
 
 
 def test_change_password_rejects_mismatch(user: AuthActions) -> None:
@@ -38,7 +38,7 @@ def test_change_password_logs_out_and_new_password_works(
     response = change_password(user)
     assert response.headers["Location"] == "/auth/login"
     assert "Log in again with your new password" in client.get("/auth/login").get_data(as_text=True)
-    assert client.get("/").status_code == 302
+    assert client.get("/account/").status_code == 302
     assert user.login(password=PASSWORD).status_code == 200, "old password refused"
     assert user.login(password=NEW_PASSWORD).status_code == 302
 
@@ -50,14 +50,14 @@ def test_change_password_ends_other_sessions_and_remember_cookies(app: Flask) ->
     phone.login(remember=True)
     remembered = phone.client.get_cookie("remember_token")
     assert remembered is not None
-    assert phone.client.get("/").status_code == 200
+    assert phone.client.get("/account/").status_code == 200
 
     change_password(laptop)
 
-    assert phone.client.get("/").status_code == 302, "the other session ended"
+    assert phone.client.get("/account/").status_code == 302, "the other session ended"
     stolen = app.test_client()
     stolen.set_cookie("remember_token", remembered.value)
-    assert stolen.get("/").status_code == 302, "the remember-me cookie is dead"
+    assert stolen.get("/account/").status_code == 302, "the remember-me cookie is dead"
 
 
 def test_delete_account_needs_the_password(user: AuthActions, client: FlaskClient) -> None:
@@ -65,7 +65,7 @@ def test_delete_account_needs_the_password(user: AuthActions, client: FlaskClien
         "/account/delete", {"account_password": "nope nope"}, token_from="/account/"
     )
     assert "That is not your password." in response.get_data(as_text=True)
-    assert client.get("/").status_code == 200
+    assert client.get("/account/").status_code == 200
 
 
 def test_delete_account_removes_user_notes_and_session(
@@ -82,5 +82,5 @@ def test_delete_account_removes_user_notes_and_session(
         assert db.session.query(Note).count() == 0
     replay = app.test_client()
     replay.set_cookie("session", old_session.value)
-    assert replay.get("/").status_code == 302, "a deleted account's cookie is dead"
+    assert replay.get("/account/").status_code == 302, "a deleted account's cookie is dead"
     assert user.login().status_code == 200

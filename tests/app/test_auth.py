@@ -169,7 +169,9 @@ def test_login_next_keeps_a_local_path(user: AuthActions) -> None:
 
 
 def test_pages_require_login(client: FlaskClient) -> None:
-    for path in ("/", "/account/", "/notes/1/edit", "/notes/1/delete"):
+    landing = client.get("/")  # the logged-out home is the landing page, with no notes
+    assert landing.status_code == 200 and 'href="/auth/signup"' in landing.get_data(as_text=True)
+    for path in ("/account/", "/notes/1/edit", "/notes/1/delete"):
         response = client.get(path)
         assert response.status_code == 302
         assert response.headers["Location"].startswith("/auth/login?next=")
@@ -178,9 +180,9 @@ def test_pages_require_login(client: FlaskClient) -> None:
 def test_logout_needs_post_with_token(user: AuthActions, client: FlaskClient) -> None:
     assert client.get("/auth/logout").status_code == 405
     assert client.post("/auth/logout").status_code == 400
-    assert client.get("/").status_code == 200, "still logged in"
+    assert client.get("/account/").status_code == 200, "still logged in"
     user.logout()
-    assert client.get("/").status_code == 302
+    assert client.get("/account/").status_code == 302
 
 
 def test_logout_after_remember_me_ends_the_session_and_clears_the_cookie(
@@ -193,7 +195,7 @@ def test_logout_after_remember_me_ends_the_session_and_clears_the_cookie(
     cleared = [h for h in response.headers.getlist("Set-Cookie") if h.startswith("remember_token=")]
     assert cleared and "Expires=Thu, 01 Jan 1970" in cleared[0], "the cookie is deleted"
     assert client.get_cookie("remember_token") is None
-    assert client.get("/").status_code == 302, "logged out, even with remember-me"
+    assert client.get("/account/").status_code == 302, "logged out, even with remember-me"
 
 
 def test_private_pages_are_never_stored_public_ones_may_be(

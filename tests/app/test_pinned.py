@@ -16,8 +16,8 @@ from flask.testing import FlaskClient
 from flask_migrate import downgrade, upgrade
 from sqlalchemy import inspect, select, text, update
 
+from nnote.listing import PINNED_MAX
 from nnote.models import Note, User, db
-from nnote.notes import PINNED_MAX
 from tests.app.conftest import AuthActions
 from tests.app.test_notes import note_bodies
 
@@ -211,16 +211,16 @@ def test_the_pinned_section_shows_at_most_the_newest_fifty(
     assert PINNED_MAX == 50 and listed == []
 
 
-def test_one_csrf_form_serves_every_pin_button(
+def test_one_csrf_form_serves_every_note_button(
     user: AuthActions, client: FlaskClient, app: Flask
 ) -> None:
     """Page weight: the token is written once for all the buttons, not once a note."""
     ids = add_notes(user, app, *(f"note {n}" for n in range(5)))
     assert pin(user, ids["note 0"]) == 302
     page = client.get("/").get_data(as_text=True)
-    assert page.count('<form id="pins" method="post" hidden>') == 1
-    assert page.count('form="pins" formaction=') == 5
-    assert page.count('name="csrf_token"') == 3  # new note, log out, and the pins
+    assert page.count('<form id="note-actions" method="post" hidden>') == 1
+    assert page.count('form="note-actions" formaction="/notes/') == 10  # Pin or Unpin, Delete
+    assert page.count('name="csrf_token"') == 3  # new note, log out, and the note actions
 
 
 # Migration 0002, on both databases.
@@ -271,7 +271,8 @@ def test_notes_written_before_0002_come_through_it_unpinned(
         upgrade()
     assert pinned_in_database(app) == {"older": False, "newer": False, "from 0001": False}
     user.login()  # the login sessions went with 0003's table on the way down
-    assert home(client.get("/").get_data(as_text=True)) == ([], ["from 0001", "newer", "older"])
+    # Last edited first: the row of older code was written on 2026-11-01.
+    assert home(client.get("/").get_data(as_text=True)) == ([], ["newer", "older", "from 0001"])
 
 
 @BOTH_DATABASES
@@ -324,4 +325,22 @@ def test_every_migration_declares_whether_it_is_backward_compatible() -> None:
         "0001_initial.py": False,
         "0002_note_pinned.py": True,
         "0003_login_sessions.py": True,
+        "0004_note_titles_markdown_tags_trash.py": True,
     }
+
+
+@pytest.mark.parametrize("pinned", [0, 1, 5, 6, 7, 13])
+def test_the_top_page_is_right_whatever_the_number_of_pinned_notes(
+    user: AuthActions, client: FlaskClient, app: Flask, pinned: int
+) -> None:
+    """The first page reads the top of the list in one query, pinned notes first; with more
+    pinned notes than a page (five in the tests, six read) it reads the two halves apart."""
+    bodies = [f"note {n}" for n in range(13)]
+    ids = add_notes(user, app, *bodies)
+    for n in range(pinned):
+        assert pin(user, ids[f"note {n}"]) == 302
+    pages, _ = walk(client, "/", "next")
+    listed = [f"note {n}" for n in range(12, pinned - 1, -1)]
+    assert pages[0][0] == [f"note {n}" for n in range(pinned - 1, -1, -1)]
+    assert [body for _, page in pages for body in page] == listed
+    assert [len(page) for _, page in pages[:-1]] == [5] * (len(pages) - 1)

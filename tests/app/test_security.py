@@ -50,7 +50,7 @@ def test_state_change_without_csrf_token_is_refused(
         assert "did not come from this site" in response.get_data(as_text=True)
     with app.app_context():
         assert db.session.scalar(select(User.email)) == "ann@example.com"
-    assert client.get("/").status_code == 200
+    assert client.get("/account/").status_code == 200
     assert "original" in client.get("/").get_data(as_text=True)
 
 
@@ -102,10 +102,10 @@ def test_a_new_secret_key_ends_sessions_unless_the_old_one_is_a_fallback(
     assert cookie is not None
     old_key = app.config["SECRET_KEY"]
     app.config.update(SECRET_KEY="rotated-secret-key", SECRET_KEY_FALLBACKS=[old_key])
-    assert client.get("/").status_code == 200, "the old key is still trusted"
+    assert client.get("/account/").status_code == 200, "the old key is still trusted"
     app.config["SECRET_KEY_FALLBACKS"] = []
     client.set_cookie("session", cookie.value)
-    assert client.get("/").status_code == 302, "signed with a key no longer trusted"
+    assert client.get("/account/").status_code == 302, "signed with a key no longer trusted"
 
 
 def test_pages_have_no_inline_script_or_style(user: AuthActions, client: FlaskClient) -> None:
@@ -113,6 +113,7 @@ def test_pages_have_no_inline_script_or_style(user: AuthActions, client: FlaskCl
         html = client.get(path).get_data(as_text=True)
         assert "style=" not in html and "<style" not in html
         scripts = re.findall(r"<script\b([^>]*)>(.*?)</script>", html, re.S)
+        assert scripts, "the page loads its script"
         for attributes, body in scripts:
             assert re.search(r'src="/static/[\w.-]+\.js"', attributes) and not body.strip()
         assert not re.search(r"\son[a-z]+=", html), "no inline event handler"

@@ -42,9 +42,9 @@ def test_a_session_cookie_copied_before_logout_opens_nothing_after(
     app: Flask, user: AuthActions, client: FlaskClient
 ) -> None:
     thief = copy_of(app, client, "session")
-    assert thief.get("/").status_code == 200, "the copy works while the session lives"
+    assert thief.get("/account/").status_code == 200, "the copy works while the session lives"
     user.logout()
-    assert thief.get("/").status_code == 302
+    assert thief.get("/account/").status_code == 302
     assert rows(app) == []
 
 
@@ -54,9 +54,9 @@ def test_a_remember_me_cookie_copied_before_logout_opens_nothing_after(
     user.logout()
     user.login(remember=True)
     thief = copy_of(app, client, "remember_token")
-    assert thief.get("/").status_code == 200, "remember-me alone logs in while it lives"
+    assert thief.get("/account/").status_code == 200, "remember-me alone logs in while it lives"
     user.logout()
-    assert thief.get("/").status_code == 302
+    assert thief.get("/account/").status_code == 302
 
 
 def test_the_account_page_lists_each_device_and_ends_any_of_them(
@@ -69,8 +69,8 @@ def test_the_account_page_lists_each_device_and_ends_any_of_them(
     phone_session = rows(app)[-1].id
     ended = user.post(f"/account/sessions/{phone_session}/end", {}, token_from="/account/")
     assert ended.status_code == 302
-    assert phone.get("/").status_code == 302, "the phone is logged out"
-    assert client.get("/").status_code == 200, "this device is not"
+    assert phone.get("/account/").status_code == 302, "the phone is logged out"
+    assert client.get("/account/").status_code == 200, "this device is not"
     again = user.post(f"/account/sessions/{phone_session}/end", {}, token_from="/account/")
     assert again.status_code == 404
 
@@ -82,8 +82,8 @@ def test_log_out_everywhere_else_keeps_only_this_device(
     tablet, _ = second_device(app)
     response = user.post("/account/sessions/end-others", {}, token_from="/account/")
     assert response.status_code == 302
-    assert phone.get("/").status_code == 302 and tablet.get("/").status_code == 302
-    assert client.get("/").status_code == 200
+    assert phone.get("/account/").status_code == 302 and tablet.get("/account/").status_code == 302
+    assert client.get("/account/").status_code == 200
     assert len(rows(app)) == 1
 
 
@@ -93,7 +93,7 @@ def test_ending_this_devices_session_logs_it_out(
     mine = rows(app)[0].id
     response = user.post(f"/account/sessions/{mine}/end", {}, token_from="/account/")
     assert response.headers["Location"] == "/auth/login"
-    assert client.get("/").status_code == 302
+    assert client.get("/account/").status_code == 302
 
 
 def test_no_one_ends_another_users_session_and_no_form_without_its_token(
@@ -104,7 +104,7 @@ def test_no_one_ends_another_users_session_and_no_form_without_its_token(
     bobs = rows(app)[-1].id
     refused = user.post(f"/account/sessions/{bobs}/end", {}, token_from="/account/")
     assert refused.status_code == 404
-    assert other.client.get("/").status_code == 200, "Bob is still logged in"
+    assert other.client.get("/account/").status_code == 200, "Bob is still logged in"
     assert client.post("/account/sessions/end-others").status_code == 400
 
 
@@ -122,7 +122,7 @@ def test_changing_the_password_ends_every_session(
         token_from="/account/",
     )
     assert changed.status_code == 302
-    assert phone.get("/").status_code == 302 and client.get("/").status_code == 302
+    assert phone.get("/account/").status_code == 302 and client.get("/account/").status_code == 302
     assert rows(app) == []
 
 

@@ -150,8 +150,10 @@ def test_the_apps_own_migrations_declare_their_compatibility() -> None:
     assert schema is not None and len(schema.chain) >= 2, "the app has a second migration"
     assert schema.chain[0].revision == "0001_initial" and not schema.chain[0].backward_compatible
     assert schema.chain[1].revision == "0002_note_pinned" and schema.chain[1].backward_compatible
-    assert schema.head == "0003_login_sessions" and schema.chain[2].backward_compatible
+    assert schema.chain[2].revision == "0003_login_sessions" and schema.chain[2].backward_compatible
+    assert schema.head == "0004_note_features" and schema.chain[3].backward_compatible
     assert schema.compatible_revisions() == (
+        "0004_note_features",
         "0003_login_sessions",
         "0002_note_pinned",
         "0001_initial",
