@@ -11,7 +11,7 @@ from werkzeug.wrappers import Response
 
 from nnote import sessions
 from nnote.auth import end_browser_session, password_guess_right
-from nnote.forms import ChangePasswordForm, ConfirmForm, DeleteAccountForm
+from nnote.forms import ChangePasswordForm, DeleteAccountForm, require_confirmation
 from nnote.models import Note, User, db, new_session_token
 from nnote.passwords import hash_password
 
@@ -46,8 +46,7 @@ def index() -> str:
 @bp.post("/sessions/<int:session_id>/end")
 @login_required
 def end_session(session_id: int) -> Response:
-    if not ConfirmForm().validate_on_submit():
-        abort(400)
+    require_confirmation()
     if not sessions.end(current_user.id, session_id):
         abort(404)  # not one of this user's sessions (or ended already)
     if session_id == current_user.session_id:
@@ -61,8 +60,7 @@ def end_session(session_id: int) -> Response:
 @bp.post("/sessions/end-others")
 @login_required
 def end_other_sessions() -> Response:
-    if not ConfirmForm().validate_on_submit():
-        abort(400)
+    require_confirmation()
     ended = sessions.end_all(current_user.id, keep=current_user.session_id)
     flash(f"Logged out everywhere else ({ended} session(s) ended).", "success")
     return redirect(url_for("account.index"))

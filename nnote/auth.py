@@ -6,7 +6,6 @@ from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
-    abort,
     current_app,
     flash,
     redirect,
@@ -20,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response
 
 from nnote import pages, sessions, throttle
-from nnote.forms import ConfirmForm, LoginForm, SignupForm
+from nnote.forms import LoginForm, SignupForm, require_confirmation
 from nnote.models import User, db
 from nnote.passwords import hash_password, password_matches
 from nnote.security import logged_in
@@ -139,8 +138,7 @@ def login() -> str | Response:
 @bp.post("/logout")
 @login_required
 def logout() -> Response:
-    if not ConfirmForm().validate_on_submit():
-        abort(400)
+    require_confirmation()
     sessions.end(current_user.id, current_user.session_id)  # its copied cookies too
     end_browser_session()
     flash("You are logged out.", "info")

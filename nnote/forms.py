@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import abort
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, PasswordField, StringField, TextAreaField
 from wtforms.validators import DataRequired, EqualTo, InputRequired, Length, Regexp
@@ -96,6 +97,12 @@ class NoteForm(FlaskForm):
 
 class ConfirmForm(FlaskForm):
     """A form with nothing but the CSRF token, for confirmed POST actions."""
+
+
+def require_confirmation() -> None:
+    """A confirmed POST action carries the page's CSRF token; without it, 400."""
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
 
 
 class ChangePasswordForm(FlaskForm):

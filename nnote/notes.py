@@ -29,7 +29,7 @@ from wtforms.validators import Length
 
 from nnote import derived, errors
 from nnote.auth import safe_next
-from nnote.forms import ConfirmForm, NoteForm
+from nnote.forms import NoteForm, require_confirmation
 from nnote.listing import (
     MAX_ID,
     Cursor,
@@ -218,8 +218,7 @@ def form_expired(error: CSRFError) -> tuple[str, int]:
 def check(note_id: int, index: int) -> Response:
     """Tick or untick a checklist item: the `index`-th task item of the text of version
     `at` (a page older than the text ticks nothing, rather than the wrong item)."""
-    if not ConfirmForm().validate_on_submit():
-        abort(400)
+    require_confirmation()
     note = get_note(note_id)
     body = toggle_task(note.body, index)
     if request.args.get("at") != derived.version(note.updated_at) or body is None:
@@ -246,8 +245,7 @@ def _set_pinned(note_id: int, pinned: bool) -> Response:
     """Two routes rather than a toggle: a double click or a resent form pins once, and never
     undoes itself. Back to the page the button was on, where the note now sits in its other
     section. Pinning is no edit: the note keeps its place in time."""
-    if not ConfirmForm().validate_on_submit():
-        abort(400)
+    require_confirmation()
     note = get_note(note_id)
     note.pinned = pinned
     db.session.commit()

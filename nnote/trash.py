@@ -15,14 +15,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from markupsafe import Markup
 from sqlalchemy import bindparam, delete, select
 from werkzeug.wrappers import Response
 
 from nnote import derived
-from nnote.forms import ConfirmForm
+from nnote.forms import ConfirmForm, require_confirmation
 from nnote.listing import note_times, with_script_root
 from nnote.markdown import disable_tasks, render
 from nnote.models import Note, db, utcnow
@@ -103,12 +103,6 @@ def index() -> str:
     )
 
 
-def _confirmed() -> None:
-    """The POST carries the page's CSRF token (else 400, as every form of the app)."""
-    if not ConfirmForm().validate_on_submit():
-        abort(400)
-
-
 def _inert(html: str) -> Markup:
     """A trashed note's rendering, its checkboxes disabled (restore it to tick them)."""
     return Markup(with_script_root(disable_tasks(html), request.script_root))
@@ -117,7 +111,7 @@ def _inert(html: str) -> Markup:
 @bp.post("/trash/<int:note_id>/restore")
 @login_required
 def restore(note_id: int) -> Response:
-    _confirmed()
+    require_confirmation()
     note = get_note(note_id, trashed=True)
     note.trashed_at = None
     db.session.commit()
@@ -128,7 +122,7 @@ def restore(note_id: int) -> Response:
 @bp.post("/trash/<int:note_id>/delete")
 @login_required
 def delete_forever(note_id: int) -> Response:
-    _confirmed()
+    require_confirmation()
     db.session.delete(get_note(note_id, trashed=True))
     db.session.commit()
     flash("Note deleted forever.", "info")
@@ -138,7 +132,7 @@ def delete_forever(note_id: int) -> Response:
 @bp.post("/trash/empty")
 @login_required
 def empty() -> Response:
-    _confirmed()
+    require_confirmation()
     done = db.session.execute(
         delete(Note).where(Note.user_id == current_user.id, Note.trashed_at.is_not(None))
     )
