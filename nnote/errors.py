@@ -39,7 +39,7 @@ def _http_error(error: HTTPException) -> tuple[str, int]:
     return render_error(error.code or 500)
 
 
-def _csrf_error(_error: CSRFError) -> tuple[str, int]:
+def csrf_error(_error: CSRFError) -> tuple[str, int]:
     return render_error(
         400, "The form expired or did not come from this site. Reload the page and try again."
     )
@@ -84,7 +84,7 @@ def _database_down(error: Exception) -> tuple[str, int, dict[str, str]]:
 
 
 def init_app(app: Flask) -> None:
-    app.register_error_handler(CSRFError, _csrf_error)
+    app.register_error_handler(CSRFError, csrf_error)
     app.register_error_handler(429, _throttled)
     app.register_error_handler(500, _server_error)
     app.register_error_handler(OperationalError, _database_down)

@@ -202,7 +202,7 @@ def form_expired(error: CSRFError) -> tuple[str, int]:
     of losing the text. Logged out, there is no page to put it on: the error page says so
     (the browser's draft keeps the text)."""
     if not current_user.is_authenticated or request.endpoint not in ("notes.create", "notes.edit"):
-        return errors._csrf_error(error)  # the app's own page for every other form
+        return errors.csrf_error(error)  # the app's own page for every other form
     form = _note_form()
     form.validate()  # fills the errors of the typed text itself (too long, empty)
     if request.endpoint == "notes.create":
