@@ -97,10 +97,10 @@ def new_account(form: SignupForm) -> User | None:
 
 @bp.route("/signup", methods=("GET", "POST"))
 def signup() -> str | Response:
-    if current_user.is_authenticated:
-        return redirect(url_for("notes.index"))
     if (page := pages.cached("auth/signup.html")) is not None:
         return page
+    if current_user.is_authenticated:
+        return redirect(url_for("notes.index"))
     form = SignupForm()
     if form.validate_on_submit():
         # The answer tells whether the email has an account, so every try counts.
@@ -117,10 +117,10 @@ def signup() -> str | Response:
 
 @bp.route("/login", methods=("GET", "POST"))
 def login() -> str | Response:
-    if current_user.is_authenticated:
-        return redirect(safe_next(request.args.get("next")))
     if (page := pages.cached("auth/login.html")) is not None:
         return page
+    if current_user.is_authenticated:
+        return redirect(safe_next(request.args.get("next")))
     form = LoginForm()
     if form.validate_on_submit():
         email = form.email.data or ""

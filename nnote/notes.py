@@ -6,6 +6,8 @@ token no longer matches comes back with the typed text."""
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -18,16 +20,17 @@ from flask import (
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
 from flask_login import current_user, login_required
 from flask_wtf.csrf import CSRFError
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from werkzeug.wrappers import Response
 from wtforms import StringField
 from wtforms.validators import Length
 
-from nnote import derived, errors
+from nnote import derived, errors, pages
 from nnote.auth import safe_next
 from nnote.forms import NoteForm, require_confirmation
 from nnote.listing import (
@@ -46,8 +49,6 @@ from nnote.security import csrf_token
 
 bp = Blueprint("notes", __name__)
 NO_FILTERS = Filters()
-# The list's markup, built in one pass (a filter: the template hands it the rows).
-bp.add_app_template_filter(note_items, "note_items")
 
 TITLE_MAX = 200
 # How long a deleted note stays in the trash (nnote.trash).
@@ -124,18 +125,60 @@ def _render_home(page: NotePage, filters: Filters, form: TitledNoteForm | None, 
     buttons' form comes back to: this page, or the top after a form sent to /notes."""
     root = request.script_root
     here = (root + request.full_path).rstrip("?") if request.method == "GET" else f"{root}/"
-    return render_template(
-        "notes/index.html",
-        page=page,
-        filters=filters,
-        form=form,
-        root=root,
-        here=here,
-        token=csrf_token(),
-        newer=page.newer_than and _page_link(root, filters, after=page.newer_than),
-        older=page.older_than and _page_link(root, filters, before=page.older_than),
+    context = {
+        "page": page,
+        "filters": filters,
+        "form": form,
+        "root": root,
+        "here": here,
+        "pinned_items": note_items(page.pinned, root, pinned=True),
+        "listed_items": note_items(page.notes, root),
+        "newer": page.newer_than and _page_link(root, filters, after=page.newer_than),
+        "older": page.older_than and _page_link(root, filters, before=page.older_than),
         **more,
-    )
+    }
+    if request.method == "GET" and not (filters or form or more or "_flashes" in session):
+        return _kept_home(context)
+    return render_template("notes/index.html", token=csrf_token(), **context)
+
+
+def _kept_home(context: dict[str, Any]) -> str:
+    """The plain visit (no filter, form or message): the page is kept per shape (`pages.filled`),
+    and only the user's name, the token and the notes are put in. Rendering the layout and
+    the form was a third of the home page."""
+    page = context["page"]
+    values = {
+        "user_id": str(current_user.id),
+        "first_name": escape(current_user.first_name),
+        "token": csrf_token(),
+        "pinned_items": context["pinned_items"],
+        "listed_items": context["listed_items"],
+        "newer": escape(context["newer"] or ""),
+        "older": escape(context["older"] or ""),
+    }
+    shape = (bool(page.pinned), bool(page.notes), bool(context["newer"]), bool(context["older"]))
+
+    def render(slots: Mapping[str, Markup]) -> str:
+        links = {name: slots[name] if context[name] else None for name in ("newer", "older")}
+        items = {name: slots[name] for name in ("pinned_items", "listed_items")}
+        return render_template(
+            "notes/index.html",
+            **{**context, **links, **items},
+            current_user=_Viewer(slots["user_id"], slots["first_name"]),
+            csrf_token=lambda: slots["token"],
+            token=slots["token"],
+        )
+
+    return pages.filled(("notes/index.html", context["here"], *shape), render, values)
+
+
+@dataclass(frozen=True)
+class _Viewer:
+    """The logged-in user as the kept home page's layout sees it: slots for its values."""
+
+    id: Markup
+    first_name: Markup
+    is_authenticated: bool = True
 
 
 def _page_link(root: str, filters: Filters, **cursor: Cursor) -> str:

@@ -1,21 +1,31 @@
-"""The anonymous visitor's empty forms (log in, sign up), rendered once per process.
+"""Pages rendered once per process and filled in on each visit: the anonymous visitor's
+empty forms (log in, sign up), and the plain home page (`filled`).
 
 Every new visitor gets the same page but for its CSRF token, and rendering it (the layout
 and the WTForms fields) was about two thirds of its time: the page is kept as the text
-around the token and the visitor's own token is put in. Only a plain GET of a logged-out
+around the token and the visitor's own token is put in: a visitor token
+(`nnote.visitor_tokens`), which needs no session cookie. Only a plain GET of a logged-out
 visitor with nothing to show (no flashed message, no form data or error) is served this way;
 anything else is rendered as usual.
 """
 
 from __future__ import annotations
 
-from flask import render_template, request, session
-from flask_login import current_user
-from flask_wtf import FlaskForm
+import re
+from collections.abc import Callable, Hashable, Mapping
 
+from flask import current_app, render_template, request, session
+from flask_wtf import FlaskForm
+from markupsafe import Markup
+
+from nnote import visitor_tokens
 from nnote.security import csrf_token
 
 _pages: dict[tuple[str, str], tuple[str, ...]] = {}
+# Where a visit's own value goes in a kept page: a character that no template or value holds.
+_SLOT = "\x1e{}\x1e"
+_SLOTS = re.compile("\x1e(\\w+)\x1e")
+_kept: dict[Hashable, tuple[tuple[str, str], ...]] = {}
 
 
 def _key(template: str) -> tuple[str, str]:
@@ -24,8 +34,14 @@ def _key(template: str) -> tuple[str, str]:
 
 
 def _plain_visit() -> bool:
+    """A GET with nothing to show and nobody logged in, asked of the cookies alone: loading
+    the user (Flask-Login) to find nobody cost a tenth of the page."""
+    remember = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token")
     return (
-        request.method == "GET" and "_flashes" not in session and not current_user.is_authenticated
+        request.method == "GET"
+        and "_flashes" not in session
+        and "_user_id" not in session
+        and remember not in request.cookies
     )
 
 
@@ -34,7 +50,7 @@ def cached(template: str) -> str | None:
     parts = _pages.get(_key(template))
     if parts is None or not _plain_visit():
         return None
-    return csrf_token().join(parts)
+    return visitor_tokens.token().join(parts)
 
 
 def render(template: str, form: FlaskForm) -> str:
@@ -45,3 +61,23 @@ def render(template: str, form: FlaskForm) -> str:
     if plain and token in page:
         _pages[_key(template)] = tuple(page.split(token))
     return page
+
+
+def filled(
+    key: Hashable, render: Callable[[Mapping[str, Markup]], str], values: Mapping[str, str]
+) -> str:
+    """The page kept under `key`, with this visit's `values` (markup, escaped) put in. The
+    first visit renders it: `render` gets a slot for each value, to use where the value goes.
+    `key` names everything else the page depends on."""
+    parts = _kept.get(key)
+    if parts is None or current_app.jinja_env.auto_reload:  # a template may have changed
+        slots = {name: Markup(_SLOT.format(name)) for name in values}
+        pieces = _SLOTS.split(render(slots))
+        # (text, the slot after it), the last text with none
+        parts = _kept[key] = tuple(zip(pieces[::2], [*pieces[1::2], ""], strict=True))
+    page = []
+    for text, slot in parts:
+        page.append(text)
+        if slot:
+            page.append(values[slot])
+    return "".join(page)  # str.join: no Markup escaping on the way

@@ -35,6 +35,7 @@ def start(user: User) -> str:
     agent = (request.user_agent.string or "")[:200]
     db.session.add(LoginSession(user_id=user.id, token_hash=token_hash(secret), user_agent=agent))
     db.session.commit()
+    session[SEEN_KEY] = _minute()  # the row was seen just now: the next pages need not say so
     return secret
 
 
@@ -70,7 +71,7 @@ def listed(user_id: int) -> list[LoginSession]:
 def seen(session_id: int) -> None:
     """Note that the session was used now, at most every SEEN_EVERY: when this browser's
     cookie says its last note is older (no read of the row's time on every page)."""
-    minute = int(time.time() // 60)
+    minute = _minute()
     if session.get(SEEN_KEY, 0) + SEEN_EVERY_MINUTES > minute:
         return
     session[SEEN_KEY] = minute
@@ -78,3 +79,7 @@ def seen(session_id: int) -> None:
         connection.execute(
             update(LoginSession).where(LoginSession.id == session_id).values(last_seen_at=utcnow())
         )
+
+
+def _minute() -> int:
+    return int(time.time() // 60)

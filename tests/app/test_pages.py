@@ -7,6 +7,7 @@ import re
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 
 from tests.app.conftest import PASSWORD, AuthActions
 from tests.conftest import csrf_token_in
@@ -59,3 +60,67 @@ def test_the_page_follows_where_the_app_is_mounted(app: Flask) -> None:
     app.test_client().get("/auth/login")
     mounted = app.test_client().get("/auth/login", base_url="http://localhost/notes-app/")
     assert 'href="/notes-app/static/style.css"' in mounted.get_data(as_text=True)
+
+
+def _kept_visitor_page(app: Flask, path: str = "/auth/login") -> tuple[FlaskClient, str]:
+    """A new visitor served the kept page (another visitor saw it first)."""
+    app.test_client().get(path)
+    visitor = app.test_client()
+    return visitor, csrf_token_in(visitor.get(path).get_data(as_text=True))
+
+
+def test_a_new_visitor_gets_no_session_and_its_token_logs_it_in(app: Flask) -> None:
+    AuthActions(app.test_client()).signup()
+    visitor, token = _kept_visitor_page(app)
+    assert visitor.get_cookie("session") is None, "no session cookie for a mere visit"
+    assert visitor.get_cookie("visitor") is not None
+    data = {"email": "ann@example.com", "password": PASSWORD, "csrf_token": token}
+    assert visitor.post("/auth/login", data=data).status_code == 302
+    assert visitor.get("/account/").status_code == 200
+
+
+def test_a_visitor_token_needs_its_own_cookie(app: Flask) -> None:
+    AuthActions(app.test_client()).signup()
+    visitor, token = _kept_visitor_page(app)
+    data = {"email": "ann@example.com", "password": PASSWORD, "csrf_token": token}
+    other, _ = _kept_visitor_page(app)
+    assert other.post("/auth/login", data=data).status_code == 400, "another visitor's cookie"
+    visitor.delete_cookie("visitor")
+    assert visitor.post("/auth/login", data=data).status_code == 400, "no cookie"
+    forged = app.test_client()
+    forged.set_cookie("visitor", "A" * 24)
+    assert forged.post("/auth/login", data=data).status_code == 400, "a cookie of its choosing"
+
+
+def test_a_visitor_token_signs_up_but_sends_no_other_form(app: Flask) -> None:
+    visitor, token = _kept_visitor_page(app, "/auth/signup")
+    form = {"email": "bo@example.com", "first_name": "Bo", "password": PASSWORD}
+    signed_up = visitor.post(
+        "/auth/signup", data={**form, "confirm": PASSWORD, "csrf_token": token}
+    )
+    assert signed_up.status_code == 302
+    # Logged in now: the visitor token is no CSRF token for the account's forms.
+    visitor.post("/notes", data={"body": "from a visitor token", "csrf_token": token})
+    assert "from a visitor token" not in visitor.get("/").get_data(as_text=True)
+
+
+def test_a_visitor_token_made_before_a_key_rotation_still_works(app: Flask) -> None:
+    AuthActions(app.test_client()).signup()
+    visitor, token = _kept_visitor_page(app)
+    app.config["SECRET_KEY_FALLBACKS"] = [app.config["SECRET_KEY"]]
+    app.config["SECRET_KEY"] = "a new secret key after rotation"
+    data = {"email": "ann@example.com", "password": PASSWORD, "csrf_token": token}
+    assert visitor.post("/auth/login", data=data).status_code == 302
+
+
+def test_over_https_a_visitor_token_also_needs_a_referrer_of_this_site(app: Flask) -> None:
+    AuthActions(app.test_client()).signup()
+    base = "https://localhost/"
+    app.test_client().get("/auth/login", base_url=base)
+    visitor = app.test_client()
+    token = csrf_token_in(visitor.get("/auth/login", base_url=base).get_data(as_text=True))
+    data = {"email": "ann@example.com", "password": PASSWORD, "csrf_token": token}
+    foreign = {"Referer": "https://evil.example/login"}
+    assert visitor.post("/auth/login", data=data, base_url=base, headers=foreign).status_code == 400
+    own = {"Referer": "https://localhost/auth/login"}
+    assert visitor.post("/auth/login", data=data, base_url=base, headers=own).status_code == 302

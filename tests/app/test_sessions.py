@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
+from nnote import sessions
 from nnote.models import LoginSession, db, utcnow
 from tests.app.conftest import PASSWORD, AuthActions
 
@@ -127,19 +129,25 @@ def test_changing_the_password_ends_every_session(
 
 
 def test_each_session_remembers_when_it_was_last_seen(
-    app: Flask, user: AuthActions, client: FlaskClient
+    app: Flask, user: AuthActions, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     long_ago = utcnow() - timedelta(hours=2)
-    with app.app_context():
-        db.session.execute(update(LoginSession).values(last_seen_at=long_ago))
-        db.session.commit()
+
+    def seen_long_ago() -> None:
+        with app.app_context():
+            db.session.execute(update(LoginSession).values(last_seen_at=long_ago))
+            db.session.commit()
+
+    seen_long_ago()
+    client.get("/")
+    assert rows(app)[0].last_seen_at == long_ago, "the login itself was a sighting"
+    later = sessions._minute() + sessions.SEEN_EVERY_MINUTES
+    monkeypatch.setattr(sessions, "_minute", lambda: later)
     client.get("/")
     [session] = rows(app)
     assert session.last_seen_at > long_ago + timedelta(hours=1)
     assert session.user_agent.startswith("Werkzeug")
     # Written at most every few minutes, not on every page (a transaction each).
-    with app.app_context():
-        db.session.execute(update(LoginSession).values(last_seen_at=long_ago))
-        db.session.commit()
+    seen_long_ago()
     client.get("/")
     assert rows(app)[0].last_seen_at == long_ago

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Response, expect
 
-from tests.browser.pages import add_note, log_in, shot, sign_up
+from tests.browser.pages import add_note, draft_keys, log_in, shot, sign_up
 from tests.reporting import report
 from tests.support.server import Gunicorn
 
@@ -34,10 +34,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gunicorn]:
 def new_page(browser: Browser, **options: Any) -> tuple[BrowserContext, Page]:
     context = browser.new_context(viewport={"width": 1100, "height": 800}, **options)
     return context, context.new_page()
-
-
-def draft_keys(page: Page) -> list[str]:
-    return page.evaluate("Object.keys(localStorage).filter(k => k.startsWith('nnote:draft:'))")
 
 
 def luminance(css_colour: str) -> float:
@@ -144,9 +140,11 @@ def test_edit_draft_comes_back_and_escape_discards_it(page: Page, server: Gunico
     add_note(page, "Original text")
     page.locator("li.note").get_by_role("link", name="Edit").click()
     edit_url = page.url
+    page.locator("input#title").fill("A title, not saved yet")
     page.locator("textarea#body").fill("Better text, not saved yet")
     page.goto(server.url)
     page.goto(edit_url)
+    expect(page.locator("input#title")).to_have_value("A title, not saved yet")
     expect(page.locator("textarea#body")).to_have_value("Better text, not saved yet")
     expect(page.get_by_text("Draft restored.")).to_be_visible()
 
@@ -154,6 +152,7 @@ def test_edit_draft_comes_back_and_escape_discards_it(page: Page, server: Gunico
     page.locator("textarea#body").press("Escape")
     expect(page.locator("li.note .body")).to_have_text(["Original text"])
     page.goto(edit_url)
+    expect(page.locator("input#title")).to_have_value("")
     expect(page.locator("textarea#body")).to_have_value("Original text")
     assert draft_keys(page) == []
 
