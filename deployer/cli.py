@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
+    from deployer.cost.report import CostChange
     from deployer.render import Renderer
     from deployer.steps.base import Run
 
@@ -40,6 +41,9 @@ LockWaitOpt = Annotated[float, typer.Option("--lock-wait", help="Seconds to wait
 JsonOpt = Annotated[
     bool,
     typer.Option("--json", help="Print the outcome, timeline and failures as JSON on stdout."),
+]
+EstimateJsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print the estimate as one JSON document on stdout.")
 ]
 ImageOpt = Annotated[
     str | None,
@@ -186,6 +190,9 @@ def up(
         changes = pipeline.plan(run, steps)
         renderer.changes(changes)
         preflight.for_changes(run, changes, preflight.image_step(steps))
+        cost = _cost_change(renderer, run)
+        if cost:
+            renderer.cost_change(cost)
         if (
             changes
             and not yes
@@ -213,6 +220,7 @@ def up(
                 _calls(run),
                 changes=changes,
                 rollout=_rollout_json(run),
+                cost=cost.sentence() if cost else None,
             )
             raise
         finally:
@@ -232,6 +240,7 @@ def up(
             changes=result.changes,
             timings=result.timings,
             rollout=_rollout_json(run),
+            cost=cost.sentence() if cost and result.changes else None,
         )
         _done(renderer, "up", None if as_json else result.url)
 
@@ -310,6 +319,19 @@ def _timing_report(renderer: Renderer, result: Any) -> None:
     )
 
 
+def _cost_change(renderer: Renderer, run: Run) -> CostChange | None:
+    """What the planned changes do to the monthly cost. A cost that cannot be estimated is
+    said in one line, never a failed plan."""
+    from deployer import pipeline
+    from deployer.errors import DeployError
+
+    try:
+        return pipeline.cost_change(run)
+    except DeployError as error:
+        renderer.line(f"cost: not estimated: {error.message}", "yellow")
+        return None
+
+
 @app.command()
 def plan(
     config: ConfigOpt = Path("deploy.toml"),
@@ -335,7 +357,10 @@ def plan(
 
         changes = pipeline.plan(run, pipeline.deploy_steps(config.resolve().parent, image))
         renderer.changes(changes, result=True)
+        cost = _cost_change(renderer, run)
         renderer.calls(*_calls(run))
+        if cost:  # plan ends with it
+            renderer.cost_change(cost)
         from deployer import github
 
         github.write_summary(
@@ -343,9 +368,36 @@ def plan(
             f"{len(changes)} change(s) pending" if changes else "no changes",
             _calls(run),
             changes=changes,
+            cost=cost.sentence() if cost else None,
         )
     if detailed_exitcode and changes:
         raise typer.Exit(ExitCode.CHANGES)
+
+
+@app.command()
+def cost(
+    env: EnvOpt = "staging",
+    as_json: EstimateJsonOpt = False,
+    config: ConfigOpt = Path("deploy.toml"),
+    region: RegionOpt = None,
+    profile: ProfileOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """The monthly cost of the environment deploy.toml describes, line by line, at the AWS
+    Price List API's prices (or the table shipped with nnote-deploy). Read-only."""
+    renderer = _renderer()
+    with reported(renderer, verbose):
+        run = _start(config, env, region, profile, renderer)
+        from deployer.cost import report
+
+        estimate = report.of_settings(run)
+        if as_json:
+            import json
+
+            renderer.result(json.dumps(estimate.as_json()))
+        else:
+            renderer.cost(estimate)
+        renderer.calls(*_calls(run))
 
 
 @app.command()

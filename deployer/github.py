@@ -38,14 +38,18 @@ def write_summary(
     timings: Mapping[str, float] | None = None,
     resources: tuple[str, list[Resource]] | None = None,
     rollout: Mapping[str, Any] | None = None,
+    cost: str | None = None,
 ) -> None:
     """Append a Markdown report of what happened to $GITHUB_STEP_SUMMARY, if it is set:
-    the outcome, then the changes (None: the command does not plan), the step timings and a
-    titled resource table (what `down` deleted), each only when given."""
+    the outcome, what the changes do to the monthly cost, then the changes (None: the command
+    does not plan), the step timings and a titled resource table (what `down` deleted), each
+    only when given."""
     path = os.environ.get("GITHUB_STEP_SUMMARY")
     if not path:
         return
     lines = [f"## {title}", "", f"**Result:** {outcome}", ""]
+    if cost:
+        lines += [f"**Cost:** {cost}", ""]
     if changes:
         lines += [
             "| component | action | type | name | detail |",

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from deployer import inventory, oneoff
+from deployer.cost import report as cost_report
 from deployer.errors import DeployError, ExitCode, Interrupted
 from deployer.inventory import Resource
 from deployer.journal import Entry, RollbackReport
@@ -259,6 +260,12 @@ def plan(run: Run, steps: list[Step] | None = None) -> list[Change]:
     steps = steps or base_steps()
     run.observed = observe_all(run, steps)
     return [change for step in steps for change in step.plan(run, run.observed[step.name])]
+
+
+def cost_change(run: Run) -> cost_report.CostChange | None:
+    """What the changes `plan` found do to the monthly bill, from what it observed (call it
+    after `plan`): None when they leave the bill as it is, and then no price is asked for."""
+    return cost_report.of_plan(run)
 
 
 def up(

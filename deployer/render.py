@@ -22,6 +22,7 @@ from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:  # annotations only: an error in deploy.toml is rendered before boto3 loads
+    from deployer.cost.report import CostChange, CostReport
     from deployer.inventory import Resource
     from deployer.journal import Entry
     from deployer.preflight import Check
@@ -257,6 +258,18 @@ class Renderer:
                 )
             )
 
+    def cost(self, report: CostReport) -> None:
+        """`cost`'s result (stdout): a line per billed item, the total, where the prices came
+        from and what was assumed."""
+        for text in cost_lines(report):
+            self.result(text)
+
+    def cost_change(self, change: CostChange) -> None:
+        """The last words of `plan` (and of `up` before it asks): what the changes do to the
+        monthly cost, and where the prices came from."""
+        self.line(change.sentence(), "bold")
+        self.line(f"  prices: {change.prices.summary}", "dim")
+
     def calls(self, total: int, mutating: int) -> None:
         self.line(f"AWS API calls: {total} ({mutating} mutating)", "dim")
 
@@ -273,6 +286,22 @@ def change_lines(changes: list[Change]) -> list[str]:
     lines.append(
         f"{counts['create']} to create, {counts['update']} to update, {counts['delete']} to delete"
     )
+    return lines
+
+
+def cost_lines(report: CostReport) -> list[str]:
+    """A header, then `Fargate vCPU  1 task x 0.25 vCPU x 730 h  0.04048/vCPU-hour  7.39`
+    for each billed item, the total, where the prices came from and what was assumed."""
+    row = "{:<26} {:<50} {:>24} {:>9}"
+    lines = [row.format("item", "quantity", "USD per unit", "USD/month")]
+    for line in report.estimate.lines:
+        price = f"{line.unit_price:g}/{line.unit}" if line.price_key else "free"
+        note = f"  ({line.note})" if line.note else ""
+        lines.append(row.format(line.item, line.detail, price, f"{line.monthly:.2f}") + note)
+    lines.append(row.format("total", "", "", f"{report.estimate.total:.2f}"))
+    lines.append(f"prices: {report.prices.summary}")
+    lines.append("assumptions:")
+    lines += [f"  - {note}" for note in report.assumptions.notes()]
     return lines
 
 

@@ -1183,6 +1183,9 @@ def _sts_identity(r: Request) -> list[Need]:
 
 
 no_resource("resourcegroupstaggingapi", "GetResources")
+# The Price List (`nnote-deploy cost`, plan's cost line): no resource-level permissions.
+# https://docs.aws.amazon.com/service-authorization/latest/reference/list_awspricelist.html
+no_resource("pricing", "GetProducts")
 
 
 # -- Certificate Manager --------------------------------------------------------------------
