@@ -12,6 +12,7 @@ from werkzeug.wrappers import Response
 from nnote import sessions
 from nnote.auth import end_browser_session, password_guess_right
 from nnote.forms import ChangePasswordForm, DeleteAccountForm, require_confirmation
+from nnote.listing import time_html
 from nnote.models import Note, User, db, new_session_token
 from nnote.passwords import hash_password
 
@@ -27,6 +28,8 @@ def _render(
         delete_form=delete_form or DeleteAccountForm(formdata=None),
         sessions=sessions.listed(current_user.id),
         this_session=current_user.session_id,
+        device=sessions.device,
+        time=time_html,
     )
 
 

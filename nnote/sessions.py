@@ -11,6 +11,7 @@ the same query; `last_seen_at` is written at most every few minutes.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import time
 
@@ -23,6 +24,25 @@ from nnote.models import LoginSession, User, db, utcnow
 # every logged-in page a transaction. The browser's session cookie keeps when it last wrote.
 SEEN_EVERY_MINUTES = 5
 SEEN_KEY = "_seen"
+# What the account page calls a device: the first browser and system its User-Agent names
+# (order matters: Edge and Chrome also say Safari, Chrome on iOS says CriOS).
+BROWSERS = (
+    ("Edg/", "Edge"),
+    ("Firefox/", "Firefox"),
+    ("CriOS/", "Chrome"),
+    ("Chrome/", "Chrome"),
+    ("Safari/", "Safari"),
+)
+SYSTEMS = (
+    ("iPhone", "iOS"),
+    ("iPad", "iPadOS"),
+    ("Android", "Android"),
+    ("Windows", "Windows"),
+    ("Mac OS X", "macOS"),
+    ("CrOS", "ChromeOS"),
+    ("Linux", "Linux"),
+)
+_TOKEN = re.compile(r"[\w./-]+")
 
 
 def token_hash(secret: str) -> str:
@@ -83,3 +103,15 @@ def seen(session_id: int) -> None:
 
 def _minute() -> int:
     return int(time.time() // 60)
+
+
+def device(user_agent: str | None) -> str:
+    """A User-Agent as a person would name the device ("Firefox on Linux"); the string
+    itself when it names no browser it knows (a script's, a test client's)."""
+    agent = user_agent or ""
+    browser = next((name for mark, name in BROWSERS if mark in agent), None)
+    system = next((name for mark, name in SYSTEMS if mark in agent), None)
+    if browser is None:
+        first = _TOKEN.match(agent)
+        return first[0] if first else "Unknown browser"
+    return f"{browser} on {system}" if system else browser

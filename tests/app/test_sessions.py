@@ -4,6 +4,7 @@ ends it on the server, so cookies copied before (the session's, remember-me's) o
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -151,3 +152,51 @@ def test_each_session_remembers_when_it_was_last_seen(
     seen_long_ago()
     client.get("/")
     assert rows(app)[0].last_seen_at == long_ago
+
+
+@pytest.mark.parametrize(
+    ("agent", "shown"),
+    [
+        (
+            "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+            "Firefox on Linux",
+        ),
+        (
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko)"
+            " Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0",
+            "Edge on Windows",
+        ),
+        (
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15"
+            " (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+            "Safari on iOS",
+        ),
+        (
+            "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko)"
+            " Chrome/131.0.0.0 Mobile Safari/537.36",
+            "Chrome on Android",
+        ),
+        (
+            "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML,"
+            " like Gecko) Version/17.5 Safari/605.1.15",
+            "Safari on macOS",
+        ),
+        ("curl/8.5.0", "curl/8.5.0"),
+        ("", "Unknown browser"),
+    ],
+)
+def test_the_account_page_names_each_device_as_a_person_would(agent: str, shown: str) -> None:
+    assert sessions.device(agent) == shown
+
+
+def test_the_account_page_shows_the_device_and_when_in_local_times(
+    app: Flask, user: AuthActions, client: FlaskClient
+) -> None:
+    firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+    laptop = app.test_client()
+    laptop.environ_base["HTTP_USER_AGENT"] = firefox
+    assert AuthActions(laptop).login().status_code == 302
+    page = client.get("/account/").get_data(as_text=True)
+    assert f'<span title="{firefox}">Firefox on Linux</span>' in page
+    # <time datetime> elements, which the page's script shows as "3 min ago".
+    assert len(re.findall(r'<time datetime="[\d-]+T[\d:]+Z">', page)) == 4
