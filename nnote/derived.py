@@ -19,7 +19,7 @@ from markupsafe import escape
 from sqlalchemy import bindparam, delete, insert, select, true, update
 
 from nnote.markdown import Rendered, preview_and_tags, search_text
-from nnote.models import Note, NoteTag, db, utcnow
+from nnote.models import Note, NoteTag, count_notes_change, db, utcnow
 
 # A sweep refreshes at most this many notes a request (rows of older code are few; more are
 # done by the next request that sweeps).
@@ -100,6 +100,7 @@ def add(user_id: int, title: str, body: str) -> int:
         {"note_id": note_id, "html": derived.html, "search_text": derived.search_text},
     )
     _insert_tags(note_id, user_id, derived.tags)
+    count_notes_change(connection, {user_id})
     return note_id
 
 

@@ -6,6 +6,9 @@ request's Core connection (`reads`), and their markup built in one pass (`note_i
 from __future__ import annotations
 
 import re
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -30,6 +33,9 @@ PINNED_MAX = 50
 # code got two clock readings for the two times).
 EDITED_AFTER = timedelta(seconds=1)
 CURSOR = re.compile(r"(\d{20})-(\d{1,10})")
+# First pages of the list a process keeps (_KeptPages), and for how long at most.
+KEPT_PAGES = 256
+KEPT_SECONDS = 60.0
 
 
 class NoteRow(NamedTuple):
@@ -93,6 +99,9 @@ class Filters:
     def args(self) -> dict[str, str]:
         """The query arguments that keep these filters (for the pager's links)."""
         return {name: value for name, value in (("q", self.search), ("tag", self.tag)) if value}
+
+
+NO_FILTERS = Filters()
 
 
 @dataclass(frozen=True)
@@ -219,16 +228,61 @@ def note_page(filters: Filters, before: Cursor | None, after: Cursor | None) -> 
     """The page of the list, and the pinned notes when it is the list's first page (the top:
     no newer page, including one reached by paging back with `after`). The list holds only
     unpinned notes, so its cursors and page sizes are those of a list without pinning."""
-    # A search or a tag reads the derived columns of notes not shown: none may be stale. What
-    # a sweep stored is read in a new transaction (MySQL's reads see the snapshot they began).
-    if filters and derived.sweep(current_user.id):
+    # A search or a tag reads the derived columns of notes not shown: none may be stale. Nor
+    # may any be for the first page to be kept (`_kept_top_page`). What a sweep stored is read
+    # in a new transaction (MySQL's reads see the snapshot they began).
+    stale = current_user.notes_version < 0
+    if (filters or stale) and derived.sweep(current_user.id):
         reads().rollback()
     if before is None and after is None:
-        return _fresh(_top_page(filters))
+        return _fresh(_top_page(filters)) if filters or stale else _kept_top_page()
     page = _listed_page(filters, before, after)
     if page.newer_than is None:
         page = replace(page, pinned=_rows(PINNED_ROWS, filters))
     return _fresh(page)
+
+
+class _KeptPages:
+    """The first pages of the list lately shown by this process, the least recently used
+    dropped first. A page is kept under its user's `notes_version`, which every change to
+    their listed notes counts up (nnote.models) and which is read with the user on every
+    request: a changed list is read anew, by every worker. The user's session token is in
+    the key too (a user id SQLite gives again after a deletion must not find the page), and
+    a page is kept a minute at most: older code, which changes notes without counting, may
+    serve beside this code while a release rolls out."""
+
+    def __init__(self, size: int = KEPT_PAGES) -> None:
+        self.size = size
+        self.pages: OrderedDict[tuple[int, str, int], tuple[float, NotePage]] = OrderedDict()
+        self.lock = threading.Lock()  # the development server serves in threads
+
+    def get(self, key: tuple[int, str, int]) -> NotePage | None:
+        with self.lock:
+            kept = self.pages.get(key)
+            if kept is None or time.monotonic() - kept[0] > KEPT_SECONDS:
+                return None
+            self.pages.move_to_end(key)
+            return kept[1]
+
+    def put(self, key: tuple[int, str, int], page: NotePage) -> None:
+        with self.lock:
+            self.pages[key] = (time.monotonic(), page)
+            self.pages.move_to_end(key)
+            while len(self.pages) > self.size:
+                self.pages.popitem(last=False)
+
+
+def _kept_top_page() -> NotePage:
+    """The list's first page without a filter, the home page's usual visit: its query and
+    rows were a quarter of the page's time."""
+    user = current_user
+    key = (user.id, user.session_token, user.notes_version)
+    kept: _KeptPages = current_app.extensions.setdefault("nnote.kept_pages", _KeptPages())
+    page = kept.get(key)
+    if page is None:
+        page = _fresh(_top_page(NO_FILTERS))
+        kept.put(key, page)
+    return page
 
 
 def _top_page(filters: Filters) -> NotePage:

@@ -22,12 +22,13 @@ from sqlalchemy import (
     event,
     false,
     text,
+    update,
 )
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.engine import make_url as _make_url
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 MIGRATIONS_DIR = __file__.rsplit("/", 1)[0] + "/migrations"
 
@@ -57,6 +58,9 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined]
     # Part of the login id: replacing it ends every session and remember-me cookie.
     session_token: Mapped[str] = mapped_column(String(32), default=new_session_token)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # Counted up with every change to the user's listed notes (nnote.listing): the key of the
+    # kept first page of the list.
+    notes_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     def get_id(self) -> str:
         return f"{self.id}:{self.session_token}"
@@ -213,3 +217,25 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def count_notes_change(connection: Connection, user_ids: set[int]) -> None:
+    """Say that these users' notes changed (`User.notes_version`), in the transaction that
+    changes them. Core writes of notes call it; the ORM's are counted at flush."""
+    if user_ids:
+        users = User.__table__.c
+        connection.execute(
+            update(User.__table__)
+            .where(users.id.in_(user_ids))
+            .values(notes_version=users.notes_version + 1)
+        )
+
+
+@event.listens_for(Session, "before_flush")
+def _count_note_changes(session: Session, _context: Any, _instances: Any) -> None:
+    """Every note the ORM adds, changes or deletes counts its owner's notes_version up, so
+    no view that edits, pins, trashes or restores a note can forget to."""
+    changed = (*session.new, *session.dirty, *session.deleted)
+    count_notes_change(
+        session.connection(), {note.user_id for note in changed if isinstance(note, Note)}
+    )

@@ -35,6 +35,7 @@ from nnote.auth import safe_next
 from nnote.forms import NoteForm, require_confirmation
 from nnote.listing import (
     MAX_ID,
+    NO_FILTERS,
     Cursor,
     Filters,
     NotePage,
@@ -48,7 +49,6 @@ from nnote.models import Note, db
 from nnote.security import csrf_token
 
 bp = Blueprint("notes", __name__)
-NO_FILTERS = Filters()
 
 TITLE_MAX = 200
 # How long a deleted note stays in the trash (nnote.trash).

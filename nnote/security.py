@@ -13,12 +13,12 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager, UserMixin
 from flask_wtf.csrf import CSRFProtect, generate_csrf, same_origin
 from itsdangerous import URLSafeTimedSerializer
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, exists, select, true
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response as Redirect
 
 from nnote import sessions, visitor_tokens
-from nnote.models import LoginSession, User, reads
+from nnote.models import LoginSession, Note, User, reads
 
 
 class Csrf(CSRFProtect):
@@ -100,6 +100,8 @@ class SessionUser(UserMixin):
     session_token: str
     session_id: int = 0
     secret: str = ""
+    # What keys the kept first page of the list (nnote.listing): -1 when it must not be kept.
+    notes_version: int = 0
 
     def get_id(self) -> str:
         return f"{self.id}:{self.session_token}:{self.secret}"
@@ -109,6 +111,7 @@ class SessionUser(UserMixin):
 # query runs on every logged-in page, and the ORM's per-statement work was a tenth of it.
 _users = User.__table__.c
 _sessions = LoginSession.__table__.c
+_notes = Note.__table__.c
 SESSION_USER = (
     select(
         _users.id,
@@ -116,6 +119,10 @@ SESSION_USER = (
         _users.first_name,
         _users.session_token,
         _sessions.id.label("session_id"),
+        _users.notes_version,
+        # Notes that code from before 0004 wrote (during a rollout) have a stale rendering
+        # and no counted version: the list is then read anew (ix_note_user_id_stale).
+        exists().where(_notes.user_id == _users.id, _notes.stale == true()).label("notes_stale"),
     )
     .join_from(User.__table__, LoginSession.__table__, _sessions.user_id == _users.id)
     .where(_users.id == bindparam("user_id"), _sessions.token_hash == bindparam("token_hash"))
@@ -124,7 +131,9 @@ SESSION_USER = (
 
 def logged_in(user: User, secret: str) -> SessionUser:
     """The user as a new login session (`sessions.start`) logs them in."""
-    return SessionUser(user.id, user.email, user.first_name, user.session_token, 0, secret)
+    return SessionUser(
+        user.id, user.email, user.first_name, user.session_token, 0, secret, user.notes_version
+    )
 
 
 @login_manager.user_loader
@@ -139,7 +148,10 @@ def load_user(login_id: str) -> SessionUser | None:
     if row is None or not hmac.compare_digest(row.session_token, token):
         return None
     sessions.seen(row.session_id)
-    return SessionUser(row.id, row.email, row.first_name, row.session_token, row.session_id, secret)
+    version = -1 if row.notes_stale else row.notes_version
+    return SessionUser(
+        row.id, row.email, row.first_name, row.session_token, row.session_id, secret, version
+    )
 
 
 @login_manager.unauthorized_handler

@@ -4,14 +4,17 @@ what each user sees must be exactly what rendering the page for them would show.
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import pytest
 from flask import Flask, render_template
+from sqlalchemy import select, text
 
-from nnote import notes
+from nnote import create_app, listing, notes
+from nnote.models import User, db
 from nnote.security import csrf_token
-from tests.app.conftest import AuthActions
+from tests.app.conftest import PASSWORD, AuthActions
 
 
 def _rendered_afresh(monkeypatch: pytest.MonkeyPatch, user: AuthActions) -> str:
@@ -82,3 +85,88 @@ def test_a_message_or_a_search_is_rendered_not_kept(app: Flask, user: AuthAction
     assert "Note added." not in user.client.get("/").get_data(as_text=True)
     searched = user.client.get("/?q=first").get_data(as_text=True)
     assert 'value="first"' in searched and "Clear</a>" in searched
+
+
+# --- the kept first page of the list (nnote.listing._kept_top_page) ----------------------
+
+
+def _second_worker(app: Flask) -> Flask:
+    """Another gunicorn worker: its own app (and its own kept pages) on the same database."""
+    return create_app(dict(app.config))
+
+
+def test_a_change_made_by_another_worker_shows_at_once(app: Flask) -> None:
+    ann = AuthActions(app.test_client())
+    ann.signup()
+    ann.add_note("first note")
+    cookie = ann.client.get_cookie("session")
+    assert cookie is not None
+    other = AuthActions(_second_worker(app).test_client())
+    other.client.set_cookie("session", cookie.value)
+    # Each change is made on the other worker, after this one kept the page.
+    changes: list[tuple[str, dict[str, str]]] = [
+        ("/notes", {"body": "second note"}),
+        ("/notes/1/pin", {}),
+        ("/notes/1/edit", {"body": "first note, edited"}),
+        ("/notes/2/delete", {}),
+        ("/trash/2/restore", {}),
+    ]
+    for path, form in changes:
+        before = ann.client.get("/").get_data(as_text=True)
+        assert other.post(path, form, token_from="/").status_code == 302, path
+        after = ann.client.get("/").get_data(as_text=True)
+        assert after != before, f"{path}: the page kept before it changed"
+    page = ann.client.get("/").get_data(as_text=True)
+    assert "first note, edited" in page and "second note" in page
+    assert page.index("Pinned") < page.index("first note, edited") < page.index("second note")
+
+
+def test_a_new_account_with_a_deleted_accounts_id_sees_none_of_its_notes(app: Flask) -> None:
+    gone = AuthActions(app.test_client())
+    gone.signup(email="gone@example.com")
+    gone.add_note("a note of the deleted account")
+    assert "a note of the deleted account" in gone.client.get("/").get_data(as_text=True)
+    deleted = gone.post("/account/delete", {"account_password": PASSWORD}, token_from="/account/")
+    assert deleted.status_code == 302
+    new = AuthActions(app.test_client())
+    new.signup(email="new@example.com")
+    new.add_note("a note of the new account")  # the same count of changes as the other's
+    with app.app_context():
+        assert db.session.scalars(select(User.id)).all() == [1], "SQLite gave the id again"
+    page = new.client.get("/").get_data(as_text=True)
+    assert "a note of the deleted account" not in page
+    assert "a note of the new account" in page
+
+
+def test_notes_older_code_wrote_are_brought_up_to_date_by_the_home_page(app: Flask) -> None:
+    """Stale notes keep the first page from being kept: the home page sweeps them."""
+    ann = AuthActions(app.test_client())
+    ann.signup()
+    with app.app_context():  # as code from before migration 0004 inserts them
+        db.session.execute(
+            text(
+                "INSERT INTO note (user_id, body, created_at, updated_at, pinned)"
+                " VALUES (1, :body, :at, :at, 0)"
+            ),
+            [{"body": f"old note {n}", "at": f"2026-01-01 00:00:{n:02d}"} for n in range(30)],
+        )
+        db.session.commit()
+    ann.client.get("/")
+    with app.app_context():
+        assert not db.session.scalar(text("SELECT count(*) FROM note WHERE stale")), "all swept"
+
+
+def test_a_change_that_was_not_counted_shows_within_a_minute(
+    app: Flask, user: AuthActions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Code from before migration 0005 pins and deletes without counting (while a release
+    rolls out): the kept page is read anew after KEPT_SECONDS."""
+    user.add_note("pinned by older code")
+    assert "Pinned" not in user.client.get("/").get_data(as_text=True)
+    with app.app_context():
+        db.session.execute(text("UPDATE note SET pinned = 1"))
+        db.session.commit()
+    assert "Pinned" not in user.client.get("/").get_data(as_text=True), "kept"
+    clock = time.monotonic() + listing.KEPT_SECONDS + 1
+    monkeypatch.setattr(listing.time, "monotonic", lambda: clock)
+    assert "Pinned" in user.client.get("/").get_data(as_text=True)

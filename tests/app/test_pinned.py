@@ -326,6 +326,7 @@ def test_every_migration_declares_whether_it_is_backward_compatible() -> None:
         "0002_note_pinned.py": True,
         "0003_login_sessions.py": True,
         "0004_note_titles_markdown_tags_trash.py": True,
+        "0005_user_notes_version.py": True,
     }
 
 
