@@ -118,6 +118,10 @@ def endpoint_region(aws: Aws, region: str) -> str:
     return near
 
 
+# Error codes that mean the Price List may not be asked (rather than did not answer).
+REFUSALS = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
+
+
 def emulated() -> bool:
     """Whether every client is pointed at an emulator (moto, LocalStack), which has no Price
     List: asking it would only be answered with errors, after retries."""
@@ -131,7 +135,7 @@ def fetch(aws: Aws, region: str, keys: Iterable[str]) -> dict[str, float]:
     the first alone: if the API cannot be asked, nothing more is tried). Raises Unavailable."""
     if emulated():
         raise Unavailable("was not asked: AWS_ENDPOINT_URL points every client at an emulator")
-    pricing = aws.in_region(endpoint_region(aws, region))
+    pricing = aws.in_region(endpoint_region(aws, region)).impatient()
     groups: dict[tuple[str, tuple[tuple[str, str], ...]], dict[str, str]] = {}
     for key in sorted(keys):
         wanted = query(key)
@@ -163,6 +167,10 @@ def _products(aws: Aws, params: dict[str, Any]) -> list[dict[str, Any]]:
     try:
         listed = paginate(aws, SERVICE, "get_products", "PriceList", **params)
     except DeployError as error:
+        if getattr(error, "code", "") in REFUSALS:
+            raise Unavailable(
+                "refused: pricing:GetProducts is not allowed (see docs/iam-policy.json)"
+            ) from error
         raise Unavailable(f"did not answer: {error.message}") from error
     except BotoCoreError as error:  # what the boundary does not translate (a bad parameter)
         raise Unavailable(f"was not asked: {error}") from error

@@ -195,6 +195,8 @@ class DatabaseStep(Step):
             ),
             DBInstanceClass=db.instance_class,
             AllocatedStorage=db.allocated_storage_gb,
+            # Said, not left to RDS's default (gp2 before gp3): what `cost` prices.
+            StorageType="gp3",
             DBName=db.name,
             MasterUsername=db.username,
             ManageMasterUserPassword=True,

@@ -8,10 +8,12 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from typing import Any
 
 import pytest
 from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ReadTimeoutError
 
 from deployer.cost import footprint, model, pricelist, prices, report
 from deployer.cost.model import Assumptions
@@ -195,7 +197,11 @@ def test_a_price_list_that_refuses_falls_back_to_the_table_and_says_why(
     estimate = report.of_settings(staging_run(stub.hooks()))
     assert estimate.prices.source == "table"
     assert "table shipped with nnote-deploy, eu-west-1, compiled" in estimate.prices.summary
-    assert error in estimate.prices.summary
+    if error == "AccessDeniedException":  # named as a refusal, with no role ARN in it
+        assert "refused: pricing:GetProducts is not allowed" in estimate.prices.summary
+        assert "arn:" not in estimate.prices.summary
+    else:
+        assert f"did not answer: pricing:get_products failed: {error}" in estimate.prices.summary
     assert line_prices(estimate)["Fargate vCPU"] == prices.table_prices(REGION)["fargate.vcpu_hour"]
     asked = {asked["ServiceCode"] for asked in stub.asked}
     assert len(asked) == 1, "the first query's refusal ends the asking: no other is tried"
@@ -252,7 +258,7 @@ def test_a_region_neither_source_prices_is_one_clear_error(local_only: None) -> 
     with pytest.raises(prices.CostError) as refused:
         report.of_settings(run)
     assert refused.value.message.startswith("no prices for ap-southeast-2: the AWS Price List")
-    assert "AccessDeniedException" in refused.value.message
+    assert "refused: pricing:GetProducts is not allowed" in refused.value.message
     assert refused.value.message.endswith("the shipped table covers eu-west-1, us-east-1 only")
     assert "pricing:GetProducts" in refused.value.hint
 
@@ -304,3 +310,21 @@ def test_every_price_key_of_the_shipped_envs_has_a_price_list_query_but_spot() -
     )
     assert all(pricelist.query(key) is not None for key in keys)
     assert pricelist.query("fargate_spot.vcpu_hour") is None  # the pricing page only
+
+
+def test_the_price_list_is_given_seconds_not_minutes(local_only: None) -> None:
+    """A host that accepts and never answers kept the deployer's usual client (8 adaptive
+    attempts, 60 s reads) for nine minutes before the table stood in: the Price List gets two
+    tries of at most 13 s each."""
+    tries: list[float] = []
+
+    def never_answers(request: Any, **_: Any) -> None:
+        tries.append(time.monotonic())
+        raise ReadTimeoutError(endpoint_url=request.url)
+
+    run = staging_run([("before-send.pricing.GetProducts", never_answers)])
+    estimate = report.of_settings(run)
+    assert estimate.prices.source == "table" and "did not answer" in estimate.prices.summary
+    assert len(tries) == 2, "two tries, then the table"
+    config = run.aws.in_region("us-east-1").impatient().client("pricing").meta.config
+    assert config.connect_timeout + config.read_timeout <= 15
