@@ -37,6 +37,7 @@ ProfileOpt = Annotated[str | None, typer.Option("--profile", help="AWS profile t
 VerboseOpt = Annotated[
     bool, typer.Option("--verbose", "-v", help="Tracebacks and AWS request ids.")
 ]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (CI).")]
 LockWaitOpt = Annotated[float, typer.Option("--lock-wait", help="Seconds to wait for the lock.")]
 JsonOpt = Annotated[
     bool,
@@ -121,15 +122,18 @@ def _start(
     profile: str | None,
     renderer: Renderer,
     image: str | None = None,
+    ttl: str | None = None,
 ) -> Run:
     """Validate settings and options (no AWS call, boto3 not even imported), then show who
-    and where we are. Commands import the pipeline only after this."""
+    and where we are. Commands import the pipeline only after this. A preview's owner
+    carries its expiry: now + `ttl` (`up --ttl`), else the default."""
     from deployer import config as config_module
     from deployer import validation
 
     if image is not None:
         validation.check_image_reference(image)
     settings = config_module.load(config, env, region)
+    expires = _preview_expiry(settings.preview, ttl)
 
     from deployer.aws import Aws
     from deployer.inventory import Owner, new_run_id
@@ -141,11 +145,29 @@ def _start(
     run = Run(
         aws=aws,
         config=settings,
-        owner=Owner(settings.app, settings.env, new_run_id()),
+        owner=Owner(settings.app, settings.env, new_run_id(), expires),
         progress=renderer,
     )
     _tune_for_tests(run)
     return run
+
+
+def _preview_expiry(preview: bool, ttl: str | None) -> str | None:
+    """A preview's `nnote:expires`; `--ttl` on any other environment is a usage error."""
+    from datetime import UTC, datetime
+
+    from deployer import previews
+    from deployer.errors import ConfigError
+
+    if not preview:
+        if ttl is not None:
+            raise ConfigError(
+                "--ttl is for previews only (pr-<N>); other environments never expire",
+                hint="drop --ttl, or deploy a preview: --env pr-<N>",
+            )
+        return None
+    lifetime = previews.parse_ttl(ttl) if ttl is not None else previews.DEFAULT_TTL
+    return previews.expiry(datetime.now(UTC), lifetime)
 
 
 def _tune_for_tests(run: Run) -> None:
@@ -172,17 +194,22 @@ def up(
     verbose: VerboseOpt = False,
     lock_wait: LockWaitOpt = 0,
     image: ImageOpt = None,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (CI).")] = False,
+    yes: YesOpt = False,
     no_rollback: Annotated[
         bool, typer.Option("--no-rollback", help="Keep partial work on failure.")
     ] = False,
     as_json: JsonOpt = False,
+    ttl: Annotated[
+        str | None,
+        typer.Option("--ttl", help="A preview's (pr-N) time to live: 12h, 3d (default 3d)."),
+    ] = None,
 ) -> None:
-    """Create or converge the environment. A second run changes nothing."""
+    """Create or converge the environment. A second run changes nothing. A preview (pr-N)
+    expires TTL from now; each `up` renews it."""
 
     renderer = _renderer()
     with reported(renderer, verbose):
-        run = _start(config, env, region, profile, renderer, image)
+        run = _start(config, env, region, profile, renderer, image, ttl)
         from deployer import pipeline, preflight
         from deployer.errors import DeployError
 
@@ -212,6 +239,8 @@ def up(
                     changes=changes,
                     steps=steps,
                 )
+            if run.config.preview:
+                _renew(renderer, run)
         except DeployError as error:
             _rollout_report(renderer, run, as_json, "up", None, error)
             github.write_summary(
@@ -243,6 +272,17 @@ def up(
             cost=cost.sentence() if cost and result.changes else None,
         )
         _done(renderer, "up", None if as_json else result.url)
+
+
+def _renew(renderer: Renderer, run: Run) -> None:
+    """Move the preview's expiry on everything it owns (a push to the PR extends its life)."""
+    from deployer import previews
+
+    renewal = previews.renew(run.aws, run.owner)
+    renderer.line(
+        f"preview: expires {renewal.expires} (renewed on {renewal.renewed} resource(s), "
+        f"{renewal.unchanged} already so); `nnote-deploy gc` deletes it after then"
+    )
 
 
 def _calls(run: Run) -> tuple[int, int]:
@@ -329,7 +369,9 @@ def _cost_change(renderer: Renderer, run: Run) -> CostChange | None:
         return pipeline.cost_change(run)
     except DeployError as error:
         renderer.line(f"cost: not estimated: {error.message}", "yellow")
-        return None
+    except Exception as error:  # a bug in the estimate must not fail the plan it ends
+        renderer.line(f"cost: not estimated: {type(error).__name__}: {error}", "yellow")
+    return None
 
 
 @app.command()
@@ -440,11 +482,20 @@ def status(
         bool,
         typer.Option("--json", help="Machine-readable: docs/status-schema.json (schema 2)."),
     ] = False,
+    every: Annotated[
+        bool,
+        typer.Option(
+            "--all", help="Every environment of the app: age, expiry (previews), monthly cost."
+        ),
+    ] = False,
 ) -> None:
     """The environment's URL and health, then every resource it owns, with its state."""
 
     renderer = _renderer()
     with reported(renderer, verbose):
+        if every:
+            _status_all(config, region, profile, renderer, as_json)
+            return
         run = _start(config, env, region, profile, renderer)
         from deployer import pipeline, status_report
 
@@ -461,6 +512,32 @@ def status(
             )
             renderer.resources(resources)
         renderer.calls(*_calls(run))
+
+
+def _status_all(
+    config: Path, region: str | None, profile: str | None, renderer: Renderer, as_json: bool
+) -> None:
+    from datetime import UTC, datetime
+
+    from deployer import config as config_module
+
+    app_config = config_module.load_app(config, region)  # before boto3 is even loaded
+    from deployer import overview
+    from deployer.aws import Aws
+
+    aws = Aws(region=app_config.region, profile=profile)
+    renderer.header(aws.identity()["account"], aws.region, app_config.app, "all")
+    now = datetime.now(UTC)
+    rows = overview.environments(aws, config, now)
+    if as_json:
+        import json
+
+        document = {"schema": 1, "app": app_config.app, "region": aws.region}
+        document["environments"] = [row.as_json(now) for row in rows]
+        renderer.result(json.dumps(document))
+    else:
+        renderer.environments(rows, now)
+    renderer.calls(aws.log.total, aws.log.mutating)
 
 
 @app.command()
@@ -487,43 +564,49 @@ def down(
     with reported(renderer, verbose):
         run = _start(config, env, region, profile, renderer)
         run.delete_snapshots = delete_snapshots
-        from deployer import pipeline
-
         if not yes and not _confirmed(lambda: _confirm_down(run, renderer)):
             renderer.error(
                 "not confirmed; nothing was deleted", "type the name exactly, or pass --yes"
             )
             raise typer.Exit(1)
-        from deployer import github
-
-        with renderer.progress():
-            result = pipeline.down(run, renderer, lock_wait=lock_wait)
-        renderer.resources(result.deleted, "deleted")
-        if result.kept:
-            renderer.resources(result.kept, "kept (db.final_snapshot, db.snapshot_before_migrate)")
-        renderer.calls(*_calls(run))
-        title = f"nnote-deploy down: {run.config.env}"
-        if result.leftovers:
-            github.write_summary(
-                title,
-                f"{len(result.leftovers)} resource(s) left behind",
-                _calls(run),
-                resources=("still tagged and existing", result.leftovers),
-            )
-            renderer.resources(result.leftovers, "LEAK AUDIT: still tagged and existing")
-            renderer.error(
-                f"{len(result.leftovers)} resource(s) left behind",
-                "delete them by hand or run down again",
-            )
+        if not _down_and_audit(run, renderer, lock_wait):
             raise typer.Exit(ExitCode.LEAKS)
+
+
+def _down_and_audit(run: Run, renderer: Renderer, lock_wait: float = 0) -> bool:
+    """`down`'s work once confirmed, for `down` and `gc` alike: the ordered delete, what
+    went (stdout), the leak audit and the step summary. False: the audit found leftovers."""
+    from deployer import github, pipeline
+
+    with renderer.progress():
+        result = pipeline.down(run, renderer, lock_wait=lock_wait)
+    renderer.resources(result.deleted, "deleted")
+    if result.kept:
+        renderer.resources(result.kept, "kept (db.final_snapshot, db.snapshot_before_migrate)")
+    renderer.calls(*_calls(run))
+    title = f"nnote-deploy down: {run.config.env}"
+    if result.leftovers:
         github.write_summary(
             title,
-            f"deleted {len(result.deleted)} resource(s); leak audit: nothing left",
+            f"{len(result.leftovers)} resource(s) left behind",
             _calls(run),
-            resources=("deleted", result.deleted),
-            timings=result.timings,
+            resources=("still tagged and existing", result.leftovers),
         )
-        renderer.line("leak audit: nothing left", "bold green")
+        renderer.resources(result.leftovers, "LEAK AUDIT: still tagged and existing")
+        renderer.error(
+            f"{len(result.leftovers)} resource(s) left behind",
+            "delete them by hand or run down again",
+        )
+        return False
+    github.write_summary(
+        title,
+        f"deleted {len(result.deleted)} resource(s); leak audit: nothing left",
+        _calls(run),
+        resources=("deleted", result.deleted),
+        timings=result.timings,
+    )
+    renderer.line("leak audit: nothing left", "bold green")
+    return True
 
 
 def _confirm_down(run: Run, renderer: Renderer) -> bool:
@@ -549,6 +632,93 @@ def _confirm_down(run: Run, renderer: Renderer) -> bool:
         )
     question = f"Type the environment name ({run.config.env}) to delete it"
     return bool(typer.prompt(question, default="", err=True) == run.config.env)
+
+
+@app.command()
+def gc(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only list the previews and which have expired.")
+    ] = False,
+    yes: YesOpt = False,
+    config: ConfigOpt = Path("deploy.toml"),
+    region: RegionOpt = None,
+    profile: ProfileOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Delete every preview (pr-N) whose nnote:expires has passed, each as `down` does, with
+    its leak audit. Environments named in deploy.toml are never touched."""
+    from deployer.errors import ExitCode
+
+    renderer = _renderer()
+    with reported(renderer, verbose):
+        expired = _expired_previews(config, region, profile, renderer)
+        if dry_run or not expired:
+            renderer.line(f"gc: {len(expired)} expired preview(s)" + (" (dry run)" * dry_run))
+            return
+        if not yes and not _confirmed(
+            lambda: typer.confirm(f"Delete {len(expired)} expired preview(s)?", err=True)
+        ):
+            renderer.error("not confirmed; nothing was deleted", "answer y, or pass --yes (CI)")
+            raise typer.Exit(1)
+        codes = {name: _collect(config, name, region, profile, renderer) for name in expired}
+        left = [name for name, code in codes.items() if code != ExitCode.OK]
+        if left:
+            renderer.error(
+                f"gc: {len(left)} of {len(expired)} preview(s) not fully deleted: "
+                + ", ".join(left),
+                "see each one's lines above; run `nnote-deploy gc --yes` again",
+            )
+            # An error (1) outranks leftovers (5), as in `down`, where an error stops it.
+            raise typer.Exit(min(codes[name] for name in left))
+        renderer.line(f"gc: deleted {len(expired)} expired preview(s)", "bold green")
+
+
+def _expired_previews(
+    config: Path, region: str | None, profile: str | None, renderer: Renderer
+) -> list[str]:
+    """Every preview of the app with its expiry (stdout); the names of the expired ones."""
+    from datetime import UTC, datetime
+
+    from deployer import config as config_module
+    from deployer import inventory, previews
+    from deployer.aws import Aws
+
+    app_config = config_module.load_app(config, region)
+    aws = Aws(region=app_config.region, profile=profile)
+    renderer.header(aws.identity()["account"], aws.region, app_config.app, "gc")
+    listing = inventory.tagged_by_env(aws, app_config.app)
+    now = datetime.now(UTC)
+    found = [e for e in previews.environments(listing, app_config.declared) if e.preview]
+    expired = []
+    for env in found:
+        when = env.expires.strftime(previews.FORMAT) if env.expires else "(no expiry: kept)"
+        state = "live"
+        if env.expired(now):
+            # The tagging API lists deleted resources for a while: confirm something is left.
+            there = previews.still_there(aws, app_config.app, env.name)
+            state = "expired" if there else "expired, already deleted"
+            expired += [env.name] if there else []
+        renderer.result(f"{env.name}\t{state}\t{when}")
+    renderer.calls(aws.log.total, aws.log.mutating)
+    return expired
+
+
+def _collect(
+    config: Path, env: str, region: str | None, profile: str | None, renderer: Renderer
+) -> int:
+    """One expired preview down, as `down --yes` takes it: its exit code (5 leftovers, or
+    the error's), reported here; a failure does not stop the others."""
+    from deployer.errors import DeployError, ExitCode
+
+    try:
+        run = _start(config, env, region, profile, renderer)
+        if not run.config.preview:  # a preview by its name, but declared: never collected
+            renderer.line(f"gc: {env} is named in deploy.toml; kept", "yellow")
+            return ExitCode.OK
+        return ExitCode.OK if _down_and_audit(run, renderer) else ExitCode.LEAKS
+    except DeployError as error:
+        renderer.error(f"gc: {env}: {error.message}", error.hint)
+        return error.exit_code
 
 
 @app.command()

@@ -1,8 +1,10 @@
 """deploy.toml: schema, defaults, per-environment overrides, and validation.
 
 The file has `app`, `region`, a `[defaults]` table and `[env.NAME]` tables whose keys
-override the defaults for that environment. Everything is validated before any AWS call:
-every bad field is reported at once, as `path: reason`, and unknown keys are errors.
+override the defaults for that environment. A `[preview]` table is the template of every
+pull request's preview environment: `pr-<N>` not named under `[env]` is defaults + preview.
+Everything is validated before any AWS call: every bad field is reported at once, as
+`path: reason`, and unknown keys are errors.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ NAME_PATTERN = r"^[a-z](?:-?[a-z0-9])+$"
 NAME_RULE = "2-22 lowercase letters, digits and single hyphens, starting with a letter"
 # A lowercase DNS name of two labels or more, without the trailing dot (notes.example.com).
 DOMAIN_PATTERN = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$"
+# A pull request's preview environment: `pr-` and the PR's number (no leading zero).
+PREVIEW_PATTERN = r"^pr-[1-9][0-9]*$"
 # `APP-ENV` names the load balancer and the target group, which AWS caps at 32 characters.
 LONGEST_PREFIX = 32
 
@@ -264,6 +268,8 @@ class FileSchema(Section):
     region: str  # one botocore's endpoint data knows
     defaults: dict[str, Any] = {}
     env: dict[str, dict[str, Any]]
+    # The template of every preview (`pr-<N>` not under [env]): overrides of [defaults].
+    preview: dict[str, Any] = {}
 
     @field_validator("region")
     @classmethod
@@ -285,6 +291,8 @@ class DeployConfig(Section):
     env: str
     region: str
     settings: Settings
+    # Made from the [preview] template: it carries an expiry and `gc` may delete it.
+    preview: bool = False
 
     @property
     def prefix(self) -> str:
@@ -294,21 +302,65 @@ class DeployConfig(Section):
 
 def load(path: Path, env: str | None, region: str | None = None) -> DeployConfig:
     """Read and validate deploy.toml for one environment, or raise ConfigError. `region`
-    overrides the file's (--region); it must name an AWS region too."""
+    overrides the file's (--region); it must name an AWS region too. An env named `pr-<N>`
+    that the file does not name is a preview, made from the [preview] template."""
     if region is not None:
         check_region_option(region)
     raw = _read(path)
     file = _validate_file(raw)
-    names = sorted(file.env)
-    if env is None:
-        raise ConfigError("no environment chosen", hint=f"pass --env, one of: {', '.join(names)}")
-    if env not in file.env:
-        raise ConfigError(f"unknown environment {env!r}", hint=f"choose one of: {', '.join(names)}")
+    preview = env is not None and env not in file.env and is_preview_name(env)
+    _check_env_choice(file, env)
     problems = _problems_of_every_env(file)
     if problems:
         raise ConfigError(f"{path} has {len(problems)} problem(s)", problems)
+    assert env is not None  # _check_env_choice refused None
     settings = Settings.model_validate(_merged_settings(file, env))
-    return DeployConfig(app=file.app, env=env, region=region or file.region, settings=settings)
+    return DeployConfig(
+        app=file.app, env=env, region=region or file.region, settings=settings, preview=preview
+    )
+
+
+def is_preview_name(env: str) -> bool:
+    """Whether `env` names a pull request's preview (`pr-42`)."""
+    return _matches(PREVIEW_PATTERN, env)
+
+
+class AppConfig(Section):
+    """What a command over every environment (`gc`, `status --all`) works on."""
+
+    app: str
+    region: str
+    declared: frozenset[str]  # the [env] names: never previews, whatever their name
+
+
+def load_app(path: Path, region: str | None = None) -> AppConfig:
+    """Read and validate the whole of deploy.toml (every env and the preview template)."""
+    if region is not None:
+        check_region_option(region)
+    file = _validate_file(_read(path))
+    problems = _problems_of_every_env(file)
+    if problems:
+        raise ConfigError(f"{path} has {len(problems)} problem(s)", problems)
+    return AppConfig(app=file.app, region=region or file.region, declared=frozenset(file.env))
+
+
+def _check_env_choice(file: FileSchema, env: str | None) -> None:
+    names = ", ".join(sorted(file.env))
+    choices = f"choose one of: {names}, or pr-<N> (N a pull request's number) for a preview"
+    if env is None:
+        raise ConfigError("no environment chosen", hint=f"pass --env; {choices}")
+    if env in file.env:
+        return
+    if not is_preview_name(env):
+        raise ConfigError(f"unknown environment {env!r}", hint=choices)
+    prefix = len(file.app) + 1 + len(env)
+    if len(env) > 22 or prefix > LONGEST_PREFIX:
+        raise ConfigError(
+            f"preview {env!r} is too long: {file.app}-{env} is {prefix} characters; AWS "
+            f"allows {LONGEST_PREFIX} for the load balancer and target group names it becomes",
+            hint="a preview's number may have at most "
+            f"{min(22, LONGEST_PREFIX - len(file.app) - 1) - 3} digits",
+        )
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -351,14 +403,20 @@ def _matches(pattern: str, value: str) -> bool:
 
 
 def _problems_of_every_env(file: FileSchema) -> list[str]:
-    """Validate each environment's merged settings; name each problem where it was written."""
+    """Validate each environment's merged settings, and the preview template's; name each
+    problem where it was written."""
     problems: list[str] = []
-    for name, overrides in file.env.items():
+    tables = {
+        f"env.{name}": (_merged_settings(file, name), overrides)
+        for name, overrides in file.env.items()
+    }
+    tables["preview"] = (_merge(file.defaults, file.preview), file.preview)
+    for where_written, (merged, overrides) in tables.items():
         try:
-            Settings.model_validate(_merged_settings(file, name))
+            Settings.model_validate(merged)
         except ValidationError as error:
             for location, message in _located(error, Settings):
-                where = f"env.{name}" if _has_path(overrides, location) else "defaults"
+                where = where_written if _has_path(overrides, location) else "defaults"
                 problem = (
                     f"{where}.{'.'.join(location)}: {message}"
                     if location
@@ -431,6 +489,8 @@ PRODUCTION_DEFAULTS = {
 
 def _merged_settings(file: FileSchema, env: str) -> dict[str, Any]:
     base = _merge(PRODUCTION_DEFAULTS, file.defaults) if env in PRODUCTION_NAMES else file.defaults
+    if env not in file.env and is_preview_name(env):
+        return _merge(base, file.preview)
     return _merge(base, file.env[env])
 
 

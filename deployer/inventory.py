@@ -1,8 +1,8 @@
 """The tag schema and the queries that find what nnote-deploy owns (there is no state file).
 
-Every resource gets five tags at creation. A resource is ours only when `nnote:app`,
-`nnote:env` and `nnote:managed-by` all match: another app's, another environment's and
-untagged look-alikes are never touched.
+Every resource gets five tags at creation (six in a preview: `nnote:expires`, when `gc` may
+delete it). A resource is ours only when `nnote:app`, `nnote:env` and `nnote:managed-by` all
+match: another app's, another environment's and untagged look-alikes are never touched.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ ENV = "nnote:env"
 COMPONENT = "nnote:component"
 MANAGED_BY = "nnote:managed-by"
 RUN = "nnote:run"
+# A preview's expiry, ISO-8601 UTC (2026-12-06T04:20:00Z): `gc` deletes it after then.
+EXPIRES = "nnote:expires"
 MANAGER = "nnote-deploy"
 
 
@@ -38,6 +40,8 @@ class Owner:
     app: str
     env: str
     run_id: str
+    # Set for previews only: every resource they make carries it.
+    expires: str | None = None
 
     def tags(self, component: str, name: str | None = None) -> list[dict[str, str]]:
         tags = [
@@ -47,6 +51,8 @@ class Owner:
             {"Key": MANAGED_BY, "Value": MANAGER},
             {"Key": RUN, "Value": self.run_id},
         ]
+        if self.expires:
+            tags.append({"Key": EXPIRES, "Value": self.expires})
         if name:
             tags.append({"Key": "Name", "Value": name})
         return tags
@@ -126,10 +132,8 @@ def leftovers(aws: Aws, owner: Owner, only_run: bool = False) -> list[Resource]:
     made a moment ago, so our roles, repository and DB subnet group are also looked up by
     their names. Only what is ours is read: other teams' resources are never asked about.
     """
+    hits = tagged_everywhere(aws, owner, owner.run_id if only_run else None)
     run_id = owner.run_id if only_run else None
-    hits = _tagged_arns(aws, owner, run_id)
-    if aws.region != CLOUDFRONT_REGION:
-        hits += _tagged_arns(aws, owner, run_id, "cloudfront:distribution")
     confirmers = {**CONFIRMERS, "ecs:task-definition": _task_definitions(aws, hits)}
     found = [r for r in (_confirm(confirmers, aws, hit) for hit in hits) if r]
     found += _named(aws, owner, run_id)
@@ -143,6 +147,42 @@ def is_kept_snapshot(resource: Resource, prefix: str) -> bool:
     return resource.type == "rds:snapshot" and resource.id.startswith(
         (f"{prefix}-final-", f"{prefix}-release-")
     )
+
+
+def tagged_everywhere(
+    aws: Aws, owner: Owner, run_id: str | None = None
+) -> list[tuple[str, dict[str, str]]]:
+    """(ARN, tags) of everything the tagging API lists for the environment: in its region,
+    and its CloudFront distribution, listed in us-east-1 only. Unconfirmed: the listing
+    lags behind deletes."""
+    hits = _tagged_arns(aws, owner, run_id)
+    if aws.region != CLOUDFRONT_REGION:
+        hits += _tagged_arns(aws, owner, run_id, "cloudfront:distribution")
+    return hits
+
+
+def tagged_by_env(aws: Aws, app: str) -> dict[str, list[tuple[str, dict[str, str]]]]:
+    """Everything the tagging API lists for the app, by environment (its CloudFront
+    distributions from us-east-1): how `gc` and `status --all` find every environment."""
+    filters = [{"Key": APP, "Values": [app]}, {"Key": MANAGED_BY, "Values": [MANAGER]}]
+    listings: list[tuple[Aws, dict[str, Any]]] = [(aws, {})]
+    if aws.region != CLOUDFRONT_REGION:
+        cloudfront = {"ResourceTypeFilters": ["cloudfront:distribution"]}
+        listings.append((aws.in_region(CLOUDFRONT_REGION), cloudfront))
+    found: dict[str, list[tuple[str, dict[str, str]]]] = {}
+    for where, by_type in listings:
+        items = paginate(
+            where,
+            "resourcegroupstaggingapi",
+            "get_resources",
+            "ResourceTagMappingList",
+            TagFilters=filters,
+            **by_type,
+        )
+        for item in items:
+            tags = tags_as_dict(item.get("Tags"))
+            found.setdefault(tags.get(ENV, "?"), []).append((item["ResourceARN"], tags))
+    return found
 
 
 def tagged(aws: Aws, owner: Owner, resource_type: str) -> list[str]:
@@ -296,14 +336,19 @@ def _ecs(kind: str) -> Confirmer:
 
 
 def _task_definitions(aws: Aws, hits: list[tuple[str, dict[str, str]]]) -> Confirmer:
+    active = active_revisions(aws, [arn for arn, _ in hits])
+    return lambda _aws, _ident, arn: "ACTIVE" if arn in active else None
+
+
+def active_revisions(aws: Aws, arns: list[str]) -> set[str]:
     """Deregistered revisions stay listed by the tagging API, INACTIVE, for good: one list of
     each family's ACTIVE revisions confirms them all (after 100 deploys, one call, not 100)."""
     families = {
         arn.split(":task-definition/")[1].rsplit(":", 1)[0]
-        for arn, _ in hits
+        for arn in arns
         if ":task-definition/" in arn
     }
-    active = {
+    return {
         arn
         for family in families
         for arn in paginate(
@@ -315,7 +360,6 @@ def _task_definitions(aws: Aws, hits: list[tuple[str, dict[str, str]]]) -> Confi
             status="ACTIVE",
         )
     }
-    return lambda _aws, _ident, arn: "ACTIVE" if arn in active else None
 
 
 Confirmer = Callable[[Aws, str, str], str | None]

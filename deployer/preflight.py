@@ -121,8 +121,11 @@ def _quota_check(
 
 
 def _vpcs(run: Run, _image: ImageStep | None) -> Check:
-    used = len(paginate(run.aws, "ec2", "describe_vpcs", "Vpcs"))
-    return _quota_check(run, VPCS, used, 1)
+    """Every VPC counts (the default one too); an environment whose VPC exists already (a
+    preview pushed to again) needs none more."""
+    vpcs = paginate(run.aws, "ec2", "describe_vpcs", "Vpcs")
+    has_own = any(run.owner.owns(vpc.get("Tags")) for vpc in vpcs)
+    return _quota_check(run, VPCS, len(vpcs), 0 if has_own else 1)
 
 
 def _load_balancers(run: Run, _image: ImageStep | None) -> Check:

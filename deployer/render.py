@@ -22,9 +22,12 @@ from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:  # annotations only: an error in deploy.toml is rendered before boto3 loads
+    from datetime import datetime
+
     from deployer.cost.report import CostChange, CostReport
     from deployer.inventory import Resource
     from deployer.journal import Entry
+    from deployer.overview import EnvironmentRow
     from deployer.preflight import Check
     from deployer.rollout.failures import TaskFailure
     from deployer.rollout.releases import Release
@@ -257,6 +260,21 @@ class Renderer:
                     )
                 )
             )
+
+    def environments(self, rows: Sequence[EnvironmentRow], now: datetime) -> None:
+        """`status --all` (stdout, tab-separated, a header first): each environment's age,
+        expiry and the monthly estimate of its settings; stderr says what the money is."""
+        self.result("env\tage\texpires\tmonthly")
+        for row in rows:
+            expires = row.expires.strftime("%Y-%m-%dT%H:%M:%SZ") if row.expires else "-"
+            if row.expired:
+                expires += " (expired)"
+            monthly = "-" if row.monthly_usd is None else f"${row.monthly_usd:.2f}"
+            self.result("\t".join((row.name, row.age(now), expires, monthly)))
+        self.line(
+            "monthly: `nnote-deploy cost`'s estimate of each environment's settings in "
+            "deploy.toml (list prices, 730 h), not its bill; age: since its log group was made"
+        )
 
     def cost(self, report: CostReport) -> None:
         """`cost`'s result (stdout): a line per billed item, the total, where the prices came

@@ -160,3 +160,22 @@ def test_a_changed_setting_is_priced_against_what_is_deployed(aws_env: dict[str,
     assert change.sentence() == (
         f"about ${change.planned:,.2f}/month (was ${change.deployed:,.2f})"
     )
+
+
+def test_a_bug_in_the_estimate_is_one_warning_not_a_failed_plan(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from deployer import cli
+
+    said: list[str] = []
+
+    class Lines:
+        def line(self, text: str, style: str = "") -> None:
+            said.append(text)
+
+    def broken(_run: object) -> None:
+        raise KeyError("DBInstances")
+
+    monkeypatch.setattr(pipeline, "cost_change", broken)
+    assert cli._cost_change(Lines(), make_run("staging")) is None  # type: ignore[arg-type]
+    assert said == ["cost: not estimated: KeyError: 'DBInstances'"]

@@ -40,6 +40,7 @@ def test_workflows_pass_actionlint() -> None:
         "destroy.yml",
         "aws-acceptance.yml",
         "reliability.yml",
+        "preview.yml",
     }
 
 
@@ -381,6 +382,9 @@ def test_deployer_jobs_install_the_deploy_extra_without_the_dev_group() -> None:
         "aws-acceptance.yml:acceptance",
         "deploy.yml:deploy",
         "destroy.yml:destroy",
+        "preview.yml:up",
+        "preview.yml:down",
+        "preview.yml:gc",
     }
     for where, job in jobs.items():
         runs = [step.get("run", "") for step in job["steps"]]

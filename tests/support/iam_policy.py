@@ -892,6 +892,16 @@ ELB_ARN_PARAMS = {
 }
 
 
+@handles("elbv2", "AddTags")
+def _elb_tag(r: Request) -> list[Need]:
+    """Tagging existing load balancers, target groups, listeners or rules directly (no
+    elasticloadbalancing:CreateAction in the context): one authorization per ARN."""
+    needs = [r.existing(str(arn)) for arn in r.p["ResourceArns"]]
+    for need in needs:
+        need.request_tags = tag_dict(r.p["Tags"])
+    return needs
+
+
 @handles("elbv2", *ELB_ARN_PARAMS)
 def _elb_on_existing(r: Request) -> list[Need]:
     return [r.existing(r.p[ELB_ARN_PARAMS[r.call.operation]])]
@@ -1452,6 +1462,14 @@ def _cw_put_alarm(r: Request) -> list[Need]:
     if r.lookup.tags(arn) is not None:  # an update: the tags given are ignored
         return [r.existing(arn)]
     return r.created(arn, r.p.get("Tags"), "cloudwatch:TagResource")
+
+
+@handles("cloudwatch", "TagResource")
+def _cw_tag(r: Request) -> list[Need]:
+    """Tagging an existing alarm directly (a preview's expiry, renewed)."""
+    need = r.existing(str(r.p["ResourceARN"]))
+    need.request_tags = tag_dict(r.p["Tags"])
+    return [need]
 
 
 # -- Service Quotas -------------------------------------------------------------------------
