@@ -21,10 +21,11 @@ from markupsafe import Markup
 from nnote import visitor_tokens
 from nnote.security import csrf_token
 
-_pages: dict[tuple[str, str], tuple[str, ...]] = {}
 # Where a visit's own value goes in a kept page: a character that no template or value holds.
 _SLOT = "\x1e{}\x1e"
 _SLOTS = re.compile("\x1e(\\w+)\x1e")
+# Each kept page as (text, the slot after it) pairs, the last with no slot: the forms' under
+# (template, script root), the home page's under its own key (`filled`).
 _kept: dict[Hashable, tuple[tuple[str, str], ...]] = {}
 
 
@@ -47,10 +48,10 @@ def _plain_visit() -> bool:
 
 def cached(template: str) -> str | None:
     """The page for a plain visit, if it was rendered before; None otherwise."""
-    parts = _pages.get(_key(template))
+    parts = _kept.get(_key(template))
     if parts is None or not _plain_visit():
         return None
-    return visitor_tokens.token().join(parts)
+    return _fill(parts, {"token": visitor_tokens.token()})
 
 
 def render(template: str, form: FlaskForm) -> str:
@@ -59,7 +60,9 @@ def render(template: str, form: FlaskForm) -> str:
     page = render_template(template, form=form)
     token = csrf_token()
     if plain and token in page:
-        _pages[_key(template)] = tuple(page.split(token))
+        pieces = page.split(token)
+        slots = ["token"] * (len(pieces) - 1)
+        _kept[_key(template)] = tuple(zip(pieces, [*slots, ""], strict=True))
     return page
 
 
@@ -75,6 +78,10 @@ def filled(
         pieces = _SLOTS.split(render(slots))
         # (text, the slot after it), the last text with none
         parts = _kept[key] = tuple(zip(pieces[::2], [*pieces[1::2], ""], strict=True))
+    return _fill(parts, values)
+
+
+def _fill(parts: tuple[tuple[str, str], ...], values: Mapping[str, str]) -> str:
     page = []
     for text, slot in parts:
         page.append(text)
