@@ -231,11 +231,12 @@ def note_page(filters: Filters, before: Cursor | None, after: Cursor | None) -> 
     # A search or a tag reads the derived columns of notes not shown: none may be stale. Nor
     # may any be for the first page to be kept (`_kept_top_page`). What a sweep stored is read
     # in a new transaction (MySQL's reads see the snapshot they began).
-    stale = current_user.notes_version < 0
-    if (filters or stale) and derived.sweep(current_user.id):
+    user = current_user._get_current_object()  # once: each proxy lookup costs the hot page
+    stale = user.notes_version < 0
+    if (filters or stale) and derived.sweep(user.id):
         reads().rollback()
     if before is None and after is None:
-        return _fresh(_top_page(filters)) if filters or stale else _kept_top_page()
+        return _fresh(_top_page(filters)) if filters or stale else _kept_top_page(user)
     page = _listed_page(filters, before, after)
     if page.newer_than is None:
         page = replace(page, pinned=_rows(PINNED_ROWS, filters))
@@ -272,10 +273,9 @@ class _KeptPages:
                 self.pages.popitem(last=False)
 
 
-def _kept_top_page() -> NotePage:
+def _kept_top_page(user: Any) -> NotePage:
     """The list's first page without a filter, the home page's usual visit: its query and
     rows were a quarter of the page's time."""
-    user = current_user
     key = (user.id, user.session_token, user.notes_version)
     kept: _KeptPages = current_app.extensions.setdefault("nnote.kept_pages", _KeptPages())
     page = kept.get(key)

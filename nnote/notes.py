@@ -147,9 +147,10 @@ def _kept_home(context: dict[str, Any]) -> str:
     and only the user's name, the token and the notes are put in. Rendering the layout and
     the form was a third of the home page."""
     page = context["page"]
+    user = current_user._get_current_object()
     values = {
-        "user_id": str(current_user.id),
-        "first_name": escape(current_user.first_name),
+        "user_id": str(user.id),
+        "first_name": escape(user.first_name),
         "token": csrf_token(),
         "pinned_items": context["pinned_items"],
         "listed_items": context["listed_items"],

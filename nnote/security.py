@@ -19,6 +19,7 @@ from werkzeug.wrappers import Response as Redirect
 
 from nnote import sessions, visitor_tokens
 from nnote.models import LoginSession, Note, User, reads
+from nnote.plain_reads import PlainRead
 
 
 class Csrf(CSRFProtect):
@@ -48,6 +49,9 @@ login_manager.login_message_category = "info"
 # or agent changes, and nothing here asks for a fresh login: it cost every page a SHA-512
 # and 130 bytes of cookie. Sessions end on the server instead (`nnote.sessions`).
 login_manager.session_protection = None
+# Nor is the client identifier it compares ever read then, yet Flask-Login computed it (a
+# SHA-512 of address and agent) on every request and kept it in every session cookie.
+login_manager._session_identifier_generator = str  # str() is ""
 
 # No inline script or style anywhere: every asset comes from /static.
 CONTENT_SECURITY_POLICY = (
@@ -107,12 +111,12 @@ class SessionUser(UserMixin):
         return f"{self.id}:{self.session_token}:{self.secret}"
 
 
-# Built once from table columns and run on the request's Core connection (`reads`): this
-# query runs on every logged-in page, and the ORM's per-statement work was a tenth of it.
+# Built once from table columns and run on the driver's cursor of the request's connection
+# (`reads`, `PlainRead`): this query runs on every logged-in page.
 _users = User.__table__.c
 _sessions = LoginSession.__table__.c
 _notes = Note.__table__.c
-SESSION_USER = (
+SESSION_USER = PlainRead(
     select(
         _users.id,
         _users.email,
@@ -144,7 +148,7 @@ def load_user(login_id: str) -> SessionUser | None:
     if not user_id.isdigit() or len(user_id) > 18 or not secret:
         return None
     found = {"user_id": int(user_id), "token_hash": sessions.token_hash(secret)}
-    row = reads().execute(SESSION_USER, found).first()
+    row = SESSION_USER.first(reads(), found)
     if row is None or not hmac.compare_digest(row.session_token, token):
         return None
     sessions.seen(row.session_id)
@@ -180,6 +184,14 @@ class SessionCookies(SecureCookieSessionInterface):
             self._serializers[keys] = super().get_signing_serializer(app)
         return self._serializers[keys]
 
+    def save_session(self, app: Flask, session: Any, response: Response) -> None:
+        """Flask's, without reading the seven cookie settings when no cookie is set: a
+        session neither changed nor due a refresh (most requests: every visitor's form)."""
+        if session.modified or (session and self.should_set_cookie(app, session)):
+            super().save_session(app, session, response)
+        elif session.accessed:
+            response.vary.add("Cookie")
+
 
 def csrf_token() -> str:
     """The page's CSRF token as Flask-WTF makes it, signed once per session rather than on
@@ -190,11 +202,12 @@ def csrf_token() -> str:
     is the same on every page. With a time limit set, every page signs anew."""
     config = current_app.config
     field = config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
-    if field not in g and field in session and config.get("WTF_CSRF_TIME_LIMIT") is None:
+    token: str | None = g.get(field)
+    if token is None and field in session and config.get("WTF_CSRF_TIME_LIMIT") is None:
         secret = config.get("WTF_CSRF_SECRET_KEY") or current_app.secret_key
-        setattr(g, field, _signed_csrf_token(secret, session[field]))
-    token: str = generate_csrf()
-    return token
+        token = _signed_csrf_token(secret, session[field])
+        setattr(g, field, token)
+    return token or generate_csrf()
 
 
 @lru_cache(maxsize=4096)
