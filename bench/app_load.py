@@ -44,9 +44,7 @@ WRK_THREADS = 2
 WRK_CONNECTIONS = 16
 TAIL_CONNECTIONS = 32
 ROOT = Path(__file__).resolve().parent.parent
-# One browser identity for sign-up and load: Flask-Login ties a session to its client's
-# User-Agent, and a mismatch re-saves the cookie on every request (a browser would keep the
-# re-saved cookie; wrk cannot, so the figure would measure a cost no user pays).
+# One browser identity for sign-up and load, as a browser sends.
 BROWSER = {"User-Agent": "nnote-bench/1 (wrk)"}
 
 
@@ -87,19 +85,24 @@ def wrk(
 
 
 class RssSampler(threading.Thread):
-    """Peak resident memory of a process tree, sampled every 50 ms."""
+    """Peak resident memory of a process tree, sampled every 50 ms: RSS, which counts the
+    pages the processes share (libraries, the interpreter) once per process, and PSS, which
+    shares them out (what the tree costs the machine)."""
 
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
         self.root = psutil.Process(pid)
         self.peak = 0
+        self.peak_pss = 0
         self.stopping = threading.Event()
 
     def run(self) -> None:
         while not self.stopping.wait(0.05):
             try:
                 tree = [self.root, *self.root.children(recursive=True)]
-                self.peak = max(self.peak, sum(p.memory_info().rss for p in tree))
+                memory = [p.memory_full_info() for p in tree]
+                self.peak = max(self.peak, sum(m.rss for m in memory))
+                self.peak_pss = max(self.peak_pss, sum(m.pss for m in memory))
             except psutil.Error:
                 pass
 
@@ -244,10 +247,11 @@ def main() -> None:
             warm_up(server.url, reader)
         with hello_server(folder) as hello:
             loads = cases(server.url, hello, args.seconds, folder, light, heavy, writer)
-            samples, peaks = interleaved(pid, loads, args.runs)
+            samples, peaks, pss = interleaved(pid, loads, args.runs)
     finally:
         server.stop()
-    report({name: median_result(runs) for name, runs in samples.items()}, peaks, signup.peak, args)
+    medians = {name: median_result(runs) for name, runs in samples.items()}
+    report(medians, peaks, pss, signup.peak, args)
 
 
 def cases(
@@ -275,23 +279,30 @@ def cases(
 
 def interleaved(
     pid: int, loads: dict[str, Callable[[], Result]], runs: int
-) -> tuple[dict[str, list[Result]], dict[str, int]]:
+) -> tuple[dict[str, list[Result]], dict[str, int], int]:
     """Each run loads every case once, every other run in reverse order, so a slow spell of
     a shared machine hits all cases alike instead of all runs of one case; returns each
-    case's results and the peak RSS of the server's process tree (`pid`)."""
+    case's results, the peak RSS of the server's process tree (`pid`) in each, and the peak
+    PSS of all."""
     samples: dict[str, list[Result]] = {name: [] for name in loads}
     peaks = dict.fromkeys(loads, 0)  # the hello server's figure is nnote's idle memory
+    pss = 0
     for run in range(runs):
         order = list(loads.items())
         for name, load in order if run % 2 == 0 else reversed(order):
             with RssSampler(pid) as sampler:
                 samples[name].append(load())
             peaks[name] = max(peaks[name], sampler.peak)
-    return samples, peaks
+            pss = max(pss, sampler.peak_pss)
+    return samples, peaks, pss
 
 
 def report(
-    figures: dict[str, Result], peaks: dict[str, int], signup_rss: int, args: argparse.Namespace
+    figures: dict[str, Result],
+    peaks: dict[str, int],
+    pss: int,
+    signup_rss: int,
+    args: argparse.Namespace,
 ) -> None:
     print(
         f"wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} -d{args.seconds}s, median of {args.runs}"
@@ -321,6 +332,7 @@ def report(
         f"peak RSS master + workers under load: {max(peaks.values()) / 1e6:.0f} MB "
         "(target < 150 MB)"
     )
+    print(f"peak PSS master + workers under load: {pss / 1e6:.0f} MB (shared pages shared out)")
     print(f"peak RSS during sign-up (one scrypt hash): {signup_rss / 1e6:.0f} MB")
 
 
