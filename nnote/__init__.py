@@ -39,11 +39,12 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, migrations: bool
 
 
 def _init_extensions(app: Flask, migrations: bool) -> None:
-    from nnote import links, models, security
+    from nnote import links, models, security, static_files
 
     models.init_app(app, migrations)
     security.init_app(app)
     links.init_app(app)
+    static_files.init_app(app)
 
 
 def _register_blueprints(app: Flask) -> None:
