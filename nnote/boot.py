@@ -45,6 +45,7 @@ DEPENDENCIES = (
     "markdown_it",
     "mdit_py_plugins",
     "nh3",
+    "linkify_it",
 )
 
 

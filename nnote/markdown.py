@@ -4,10 +4,13 @@ Rendered on the server by markdown-it-py (CommonMark, tables, strikethrough, Git
 lists), then sanitized by nh3 (ammonia): raw HTML in a note is never HTML (markdown-it escapes
 it, and the sanitizer keeps only the tags below), links may only be http, https or mailto and
 get rel="nofollow noopener", images become links (the CSP would block outside images, and
-they would tell their host who reads the note). Headings start at h4, under the page's own.
+they would tell their host who reads the note). A bare http, https or mailto address typed in
+the text (not in code) becomes a link too (linkify-it). Headings start at h4, under the page's
+own.
 
 A task-list checkbox becomes a button that submits the page's one hidden `note-actions` form
 to `/notes/<id>/check/<n>`: n counts the task items in the order `toggle_task` counts them.
+Its accessible name says which item it ticks ("Done: buy milk").
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import nh3
+from linkify_it import LinkifyIt
 from markdown_it import MarkdownIt
 from markdown_it.common.utils import escapeHtml
 from markdown_it.token import Token
@@ -31,6 +35,8 @@ PREVIEW_LINES = 10
 PREVIEW_CHARS = 500
 TITLE_CHARS = 120
 TAG_CHARS = 50
+# A checkbox's accessible name holds at most this much of its item's text.
+TASK_LABEL_CHARS = 80
 
 ALLOWED_TAGS = {
     "p", "br", "hr", "h4", "h5", "h6", "strong", "em", "del", "s", "code", "pre",
@@ -56,6 +62,8 @@ TAG = re.compile(r"(?<![\w&#/])#([^\W\d_][\w-]*)")
 CHECKBOX = re.compile(r"<input[^>]*>")
 # The marker of a task item's line: blockquote and list prefixes, then [ ], [x] or [X].
 TASK_MARKER = re.compile(r"^((?:[ \t]*>[ \t]?)*[ \t]*(?:[-+*]|\d{1,9}[.)])[ \t]+)\[([ xX])\]")
+# What every link linkify-it may find here starts with (a superset: its pretest).
+SCHEME_LINK = re.compile(r"https?://|mailto:", re.IGNORECASE)
 # Markdown's own line ends (and no others: str.splitlines knows more).
 LINE_END = re.compile(r"\r\n?|\n")
 
@@ -67,12 +75,30 @@ def _image_as_link(_self: Any, tokens: Sequence[Token], idx: int, _options: Any,
     return f'<a href="{src}">{text}</a>'
 
 
+class _SchemeLinks(LinkifyIt):
+    """linkify-it finding only links that name their scheme (see MD.linkify), with a quick
+    pretest to match: markdown-it asks it of every paragraph, and its own regular expression,
+    made for fuzzy links too, cost a paragraph without a link as much as rendering it."""
+
+    def pretest(self, text: str) -> bool:
+        return SCHEME_LINK.search(text) is not None
+
+
 MD = (
-    MarkdownIt("commonmark", {"html": False, "typographer": False})
-    .enable(["table", "strikethrough"])
+    MarkdownIt("commonmark", {"html": False, "typographer": False, "linkify": True})
+    .enable(["table", "strikethrough", "linkify"])
     .use(tasklists_plugin)
 )
 MD.add_render_rule("image", _image_as_link)
+# Bare addresses become links only when they name their scheme, and only the schemes the
+# sanitizer keeps (ftp: would lose its href; "//host" would be a link to a host the text never
+# named as one). No "fuzzy" links, emails or IPs: guessing that "notes.md", "setup.py" or
+# "v1.2.io" is a web site (.md, .py and .io are real top-level domains) would send readers to
+# hosts the writer never meant, and the reader could not tell a guessed link from a typed one.
+MD.linkify = _SchemeLinks(
+    schemas={"ftp:": None, "//": None},
+    options={"fuzzy_link": False, "fuzzy_email": False, "fuzzy_ip": False},
+)
 
 
 def normalise_newlines(text: str) -> str:
@@ -125,8 +151,10 @@ def preview_and_tags(note_id: int, title: str, body: str, at: str) -> tuple[Rend
 def _rendered(tokens: list[Token], note_id: int, title: str, at: str, truncated: bool) -> Rendered:
     if not title.strip():
         title = _take_first_line(tokens)
+    items = [_task_text(token) for token in tokens if _is_task(token)]
     html = MD.renderer.render(_demote_headings(tokens), MD.options, {}) if tokens else ""
-    return Rendered(_shorten(title.strip(), TITLE_CHARS), _clean(html, note_id, at), truncated)
+    shown = _clean(html, note_id, at, items)
+    return Rendered(_shorten(title.strip(), TITLE_CHARS), shown, truncated)
 
 
 def tags_of(title: str, body: str) -> list[str]:
@@ -174,6 +202,13 @@ def _is_task(token: Token) -> bool:
         and children[0].type == "html_inline"
         and "task-list-item-checkbox" in children[0].content
     )
+
+
+def _task_text(token: Token) -> str:
+    """A task item's own text (its first paragraph, without the checkbox or markup, on one
+    line, shortened): what its button's accessible name says."""
+    text = " ".join(_plain((token.children or [])[1:]).split())
+    return _shorten(text, TASK_LABEL_CHARS)
 
 
 def _preview(source: str) -> tuple[str, bool]:
@@ -239,9 +274,11 @@ def _demote_headings(tokens: list[Token]) -> list[Token]:
     return tokens
 
 
-def _clean(html: str, note_id: int, at: str) -> str:
+def _clean(html: str, note_id: int, at: str, items: Sequence[str]) -> str:
     """Sanitize, then make each task checkbox (the only <input> left: markdown-it escapes
-    the note's own HTML) the button that ticks it."""
+    the note's own HTML) the button that ticks it. `items` are the task items' texts, in the
+    order of their checkboxes (the tokens' order is the HTML's); the buttons are made after
+    sanitizing, so the item's text reaches them escaped by `task_button` alone."""
     safe = nh3.clean(
         html,
         tags=ALLOWED_TAGS,
@@ -252,15 +289,24 @@ def _clean(html: str, note_id: int, at: str) -> str:
         link_rel=LINK_REL,
     )
     numbers = iter(range(len(safe)))
-    return CHECKBOX.sub(lambda m: task_button(note_id, next(numbers), at, "checked" in m[0]), safe)
+
+    def button(match: re.Match[str]) -> str:
+        index = next(numbers)
+        item = items[index] if index < len(items) else ""
+        return task_button(note_id, index, at, "checked" in match[0], item)
+
+    return CHECKBOX.sub(button, safe)
 
 
-def task_button(note_id: int, index: int, at: str, done: bool) -> str:
-    """A checkbox as a toggle button; `at` (digits) tells the server which text it ticks."""
+def task_button(note_id: int, index: int, at: str, done: bool, item: str = "") -> str:
+    """A checkbox as a toggle button; `at` (digits) tells the server which text it ticks.
+    Its name says which item ("Done: buy milk"), aria-pressed whether it is done: a screen
+    reader says "Done: buy milk, toggle button, not pressed"."""
     pressed, mark, hint = ("true", "☑", "Mark as not done") if done else ("false", "☐", "Mark done")
+    name = escapeHtml(f"Done: {item}" if item else "Done")
     return (
         f'<button form="note-actions" formaction="/notes/{note_id:d}/check/{index:d}?at={at}"'
-        f' class="task-box" aria-pressed="{pressed}" aria-label="Done" title="{hint}">'
+        f' class="task-box" aria-pressed="{pressed}" aria-label="{name}" title="{hint}">'
         f"{mark}</button>"
     )
 

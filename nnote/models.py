@@ -155,7 +155,12 @@ class LoginFailure(db.Model):  # type: ignore[name-defined]
     """One failed login, kept in the database so every worker and task sees the same count."""
 
     __tablename__ = "login_failure"
-    __table_args__ = (Index("ix_login_failure_key_at", "key", "at"),)
+    # ix_login_failure_key_at counts a key's recent rows; ix_login_failure_at finds the rows
+    # too old to count, which every write of nnote.throttle deletes.
+    __table_args__ = (
+        Index("ix_login_failure_key_at", "key", "at"),
+        Index("ix_login_failure_at", "at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     key: Mapped[str] = mapped_column(String(80))

@@ -42,6 +42,7 @@ APP_ONLY = {
     "wtforms",
     "mdit-py-plugins",
     "nh3",
+    "linkify-it-py",
 }
 DEPLOY_ONLY = {"boto3", "botocore", "s3transfer", "typer", "rich", "pydantic", "docker"}
 # The app's and the deployer's settings: none may leak in from the machine running the tests.
@@ -205,7 +206,7 @@ def test_without_the_app_extra_the_app_says_so(bare: Path, tmp_path: Path):
     assert done.stderr.splitlines() == [
         "nnote: cannot start: the app extra is not installed (missing: flask, flask_login, "
         "flask_migrate, flask_sqlalchemy, flask_wtf, sqlalchemy, pymysql, gunicorn, "
-        "markdown_it, mdit_py_plugins, nh3)",
+        "markdown_it, mdit_py_plugins, nh3, linkify_it)",
         "nnote: hint: pip install 'nnote[app]' (in a clone: uv sync --frozen --extra app)",
     ]
 

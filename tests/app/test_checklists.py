@@ -91,3 +91,28 @@ def test_the_next_address_stays_on_this_site(user: AuthActions, client: FlaskCli
     url = boxes(client)[0][0]
     response = user.post(url, {"next": "https://evil.example/"}, token_from="/")
     assert response.headers["Location"] == "/#note-1"
+
+
+NAMED_BOX = re.compile(r'<button [^>]*aria-pressed="(\w+)" aria-label="([^"]*)"')
+
+
+def test_each_box_tells_a_screen_reader_which_item_it_ticks(
+    user: AuthActions, client: FlaskClient
+) -> None:
+    """A screen reader hears "Done: milk, toggle button, not pressed", not "Done" for every
+    item: the name comes from the item's text, on the list and on the note's own page."""
+    user.add_note(SHOPPING + '\n- [ ] *two* `cheeses` & "wine"')
+    expected = [
+        ("Done: milk", "false"),
+        ("Done: eggs", "true"),
+        ("Done: bread", "false"),
+        ('Done: two cheeses & "wine"', "false"),
+    ]
+    for path in ("/", "/notes/1"):
+        page = client.get(path).text
+        named = [(html.unescape(name), state) for state, name in NAMED_BOX.findall(page)]
+        assert named == expected, path
+    user.post(boxes(client)[0][0], {}, token_from="/")
+    page = client.get("/").text
+    named = [(html.unescape(name), state) for state, name in NAMED_BOX.findall(page)]
+    assert named[0] == ("Done: milk", "true"), "the name stays, the state changes"

@@ -327,6 +327,7 @@ def test_every_migration_declares_whether_it_is_backward_compatible() -> None:
         "0003_login_sessions.py": True,
         "0004_note_titles_markdown_tags_trash.py": True,
         "0005_user_notes_version.py": True,
+        "0006_rerender_notes_login_failure_at.py": True,
     }
 
 

@@ -106,8 +106,9 @@ def test_checklist_item_ticks_and_stays_ticked(
         page = context.new_page()
         sign_up(page, server.url, f"ticks-{javascript}@example.com".lower())
         add_note(page, "Shopping\n- [ ] milk\n- [x] eggs")
-        milk = page.locator("li.task-list-item", has_text="milk").get_by_role("button")
-        eggs = page.locator("li.task-list-item", has_text="eggs").get_by_role("button")
+        # Found as a screen reader names them: each box after its item.
+        milk = page.get_by_role("button", name="Done: milk", exact=True)
+        eggs = page.get_by_role("button", name="Done: eggs", exact=True)
         expect(milk).to_have_attribute("aria-pressed", "false")
         expect(eggs).to_have_attribute("aria-pressed", "true")
 

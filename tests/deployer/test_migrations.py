@@ -152,8 +152,10 @@ def test_the_apps_own_migrations_declare_their_compatibility() -> None:
     assert schema.chain[1].revision == "0002_note_pinned" and schema.chain[1].backward_compatible
     assert schema.chain[2].revision == "0003_login_sessions" and schema.chain[2].backward_compatible
     assert schema.chain[3].revision == "0004_note_features" and schema.chain[3].backward_compatible
-    assert schema.head == "0005_notes_version" and schema.chain[4].backward_compatible
+    assert schema.chain[4].revision == "0005_notes_version" and schema.chain[4].backward_compatible
+    assert schema.head == "0006_rerender_notes" and schema.chain[5].backward_compatible
     assert schema.compatible_revisions() == (
+        "0006_rerender_notes",
         "0005_notes_version",
         "0004_note_features",
         "0003_login_sessions",
