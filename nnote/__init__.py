@@ -21,10 +21,11 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, migrations: bool
     `migrations=False` leaves out the `flask db` commands (Alembic): gunicorn workers,
     which never migrate, start lighter (see `nnote.wsgi`).
     """
-    from nnote import settings
-    from nnote.flask_app import NnoteFlask
+    from flask import Flask
 
-    app = NnoteFlask(__name__, instance_relative_config=True)
+    from nnote import settings
+
+    app = Flask(__name__, instance_relative_config=True)
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.from_mapping(settings.defaults(app.instance_path))
     if test_config is None:

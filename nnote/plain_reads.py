@@ -14,6 +14,7 @@ connection is invalidated so that the pool replaces it.
 
 from __future__ import annotations
 
+import contextlib
 from collections import namedtuple
 from typing import Any
 
@@ -26,20 +27,26 @@ class PlainRead:
     def __init__(self, query: Select[Any]) -> None:
         self.query = query
         self.row: Any = namedtuple("Row", [column.key for column in query.selected_columns])  # type: ignore[misc]
-        self._compiled: dict[str, tuple[str, tuple[str, ...] | None]] = {}
+        # Per dialect and driver paramstyle: SQL compiled for one engine's paramstyle.
+        self._compiled: dict[tuple[str, str], tuple[str, tuple[str, ...] | None, dict[str, Any]]]
+        self._compiled = {}
 
     def first(self, connection: Connection, params: dict[str, Any]) -> Any:
         """The first row (its fields named as the select's columns), or None."""
-        sql, order = self._compiled_for(connection)
-        arguments = tuple(params[name] for name in order) if order else params
+        sql, order, bound = self._compiled_for(connection)
+        values = {**bound, **params}
+        arguments = tuple(values[name] for name in order) if order is not None else values
         if not connection.in_transaction():
             connection.begin()
         dbapi_connection = connection.connection
-        cursor = dbapi_connection.cursor()
+        cursor = None
         try:
+            cursor = dbapi_connection.cursor()
             cursor.execute(sql, arguments)
             found = cursor.fetchone()
         except connection.dialect.loaded_dbapi.Error as error:
+            # SQLAlchemy would also mark the pool's older connections stale: pool_pre_ping
+            # finds those at checkout anyway (nnote.models.engine_options).
             lost = connection.dialect.is_disconnect(error, dbapi_connection, cursor)
             if lost:
                 connection.invalidate(error)
@@ -48,13 +55,20 @@ class PlainRead:
                 connection_invalidated=lost, dialect=connection.dialect,
             ) from error  # fmt: skip
         finally:
-            cursor.close()
+            if cursor is not None:
+                with contextlib.suppress(Exception):  # as SQLAlchemy's _safe_close_cursor
+                    cursor.close()
         return None if found is None else self.row._make(found)
 
-    def _compiled_for(self, connection: Connection) -> tuple[str, tuple[str, ...] | None]:
+    def _compiled_for(
+        self, connection: Connection
+    ) -> tuple[str, tuple[str, ...] | None, dict[str, Any]]:
         dialect = connection.dialect
-        if dialect.name not in self._compiled:
+        key = (dialect.name, dialect.paramstyle)
+        if key not in self._compiled:
             compiled = self.query.compile(dialect=dialect)
+            if compiled.literal_execute_params or compiled.post_compile_params:
+                raise ValueError("PlainRead cannot run expanding or literal-execute parameters")
             order = tuple(compiled.positiontup) if compiled.positional else None  # type: ignore[arg-type]
-            self._compiled[dialect.name] = (str(compiled), order)
-        return self._compiled[dialect.name]
+            self._compiled[key] = (str(compiled), order, dict(compiled.params))
+        return self._compiled[key]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import stat
 from dataclasses import dataclass
 from io import BytesIO
 
@@ -66,6 +67,8 @@ def _gzipped(filename: str) -> _Gzipped | None:
     try:
         found = os.stat(path)
     except OSError:
+        return None
+    if not stat.S_ISREG(found.st_mode):  # a folder named like a file: Flask's view says 404
         return None
     kept = _kept.get(path)
     if kept is None or (kept.modified, kept.size) != (found.st_mtime, found.st_size):

@@ -70,3 +70,12 @@ def test_a_failing_session_query_is_the_503_page(app: Flask, user: AuthActions) 
     response = user.client.get("/")
     assert response.status_code == 503
     assert "try again" in response.get_data(as_text=True).lower()
+
+
+@BOTH
+def test_values_bound_in_the_select_are_sent_too(app: Flask, user: AuthActions) -> None:
+    """A select may carry values of its own (a LIMIT, a literal): they go with the caller's."""
+    users = table("user", column("id"), column("first_name"))
+    first = PlainRead(select(users.c.first_name).where(users.c.id == 1).limit(1))
+    with app.app_context(), db.engine.connect() as connection:
+        assert first.first(connection, {}).first_name == "Ann"

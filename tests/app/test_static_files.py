@@ -68,3 +68,10 @@ def test_a_changed_file_is_compressed_again(app: Flask, tmp_path: Path) -> None:
     (folder / "app.js").write_text("// changed\n")
     os.utime(folder / "app.js", (1, 1))
     assert gzip.decompress(client.get("/static/app.js", headers=GZIP).data) == b"// changed\n"
+
+
+def test_a_folder_named_like_a_file_is_not_found(app: Flask, tmp_path: Path) -> None:
+    folder = tmp_path / "static"
+    (folder / "odd.css").mkdir(parents=True)
+    app.static_folder = str(folder)
+    assert app.test_client().get("/static/odd.css", headers=GZIP).status_code == 404
