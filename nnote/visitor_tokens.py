@@ -65,8 +65,10 @@ def set_cookie(response: Response) -> Response:
 
 
 def _cookie_nonce() -> str | None:
-    nonce = request.cookies.get(COOKIE)
-    if nonce is None or len(nonce) != 4 * _NONCE_BYTES // 3 or not nonce.isascii():
+    if COOKIE not in request.cookies:  # a new visitor; .get raised and caught a KeyError
+        return None
+    nonce = request.cookies[COOKIE]
+    if len(nonce) != 4 * _NONCE_BYTES // 3 or not nonce.isascii():
         return None
     return nonce
 

@@ -81,13 +81,16 @@ def test_security_headers_come_once_and_a_view_s_own_is_kept(app: Flask) -> None
 
 
 def test_each_session_has_its_own_csrf_token(user: AuthActions, app: Flask) -> None:
-    """The signed token is kept per session: the same on each page of a session, another
-    session's token is refused."""
+    """The signed token is kept per session (pages building a form in Python sign it anew,
+    as Flask-WTF does, and each signature is accepted); another session's token is refused."""
     bob = AuthActions(app.test_client())
     bob.signup(email="bob@example.com", first_name="Bob")
     ann_token, bob_token = user.token("/"), bob.token("/")
-    assert ann_token == user.token("/account/") and bob_token == bob.token("/")
+    assert ann_token == user.token("/") and bob_token == bob.token("/")
     assert ann_token != bob_token
+    account_token = user.token("/account/")
+    added = user.client.post("/notes", data={"csrf_token": account_token, "body": "from there"})
+    assert added.status_code == 302
     forged = bob.client.post("/notes", data={"csrf_token": ann_token, "body": "forged"})
     assert forged.status_code == 400
     for actions, token in ((user, ann_token), (bob, bob_token)):
@@ -247,3 +250,22 @@ def test_behind_cloudfront_every_request_is_https_from_the_viewers_address(
     assert response.status_code == 200
     assert seen == {"secure": True, "address": "198.51.100.4"}  # not the spoofed first hop
     assert response.headers["Strict-Transport-Security"].startswith("max-age=")
+
+
+def test_a_sessions_token_stays_the_same_after_its_first_page(
+    user: AuthActions, app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Flask-WTF's signature carries the time: the session's first home page (which also
+    makes the session's random token) and the same page seconds later show the same token,
+    signed once."""
+    import time
+
+    import itsdangerous.timed
+
+    with user.client.session_transaction() as session:
+        session.pop("csrf_token", None)  # as after logging in: the session has no token yet
+    clock = [int(time.time())]
+    monkeypatch.setattr(itsdangerous.timed.TimestampSigner, "get_timestamp", lambda _: clock[0])
+    first = user.token("/")
+    clock[0] += 5
+    assert user.token("/") == first
