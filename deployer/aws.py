@@ -149,6 +149,16 @@ class Aws:
                 self._regions[region] = other
             return self._regions[region]
 
+    def missing_credentials(self) -> str | None:
+        """Why boto3's credential chain finds no credentials (environment, profile, SSO, web
+        identity, container or instance role), or None when it finds some. Calls no AWS API:
+        for what can do without AWS (`cost`), which must not fail on the first call instead."""
+        try:
+            found = self.session.get_credentials()
+        except botocore.exceptions.BotoCoreError as error:
+            return f"the AWS credentials cannot be loaded: {str(error).splitlines()[0]}"
+        return None if found is not None else "no AWS credentials were found"
+
     def identity(self) -> dict[str, str]:
         """Who the credentials are (asked once: every command starts with it)."""
         if self._identity is None:

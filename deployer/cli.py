@@ -123,10 +123,13 @@ def _start(
     renderer: Renderer,
     image: str | None = None,
     ttl: str | None = None,
+    identify: bool = True,
 ) -> Run:
     """Validate settings and options (no AWS call, boto3 not even imported), then show who
     and where we are. Commands import the pipeline only after this. A preview's owner
-    carries its expiry: now + `ttl` (`up --ttl`), else the default."""
+    carries its expiry: now + `ttl` (`up --ttl`), else the default. `identify=False` (for
+    `cost`, which needs no account) skips sts:GetCallerIdentity: the header names no
+    account."""
     from deployer import config as config_module
     from deployer import validation
 
@@ -140,8 +143,8 @@ def _start(
     from deployer.steps.base import Run
 
     aws = Aws(region=settings.region, profile=profile)
-    identity = aws.identity()
-    renderer.header(identity["account"], aws.region, settings.app, settings.env)
+    account = aws.identity()["account"] if identify else None
+    renderer.header(account, aws.region, settings.app, settings.env)
     run = Run(
         aws=aws,
         config=settings,
@@ -426,10 +429,11 @@ def cost(
     verbose: VerboseOpt = False,
 ) -> None:
     """The monthly cost of the environment deploy.toml describes, line by line, at the AWS
-    Price List API's prices (or the table shipped with nnote-deploy). Read-only."""
+    Price List API's prices (or the table shipped with nnote-deploy). Read-only; works with
+    no AWS credentials and no network (then the table prices it, and says so)."""
     renderer = _renderer()
     with reported(renderer, verbose):
-        run = _start(config, env, region, profile, renderer)
+        run = _start(config, env, region, profile, renderer, identify=False)
         from deployer.cost import report
 
         estimate = report.of_settings(run)

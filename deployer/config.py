@@ -203,6 +203,10 @@ class ServiceSettings(Section):
     container_port: int = Field(5000, ge=1024, le=65535)
     health_check_path: str = Field("/readyz", pattern=r"^/[\w./-]*$")
     log_retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 180, 365] = 30
+    # The service's tasks on Fargate Spot (about 70% less; interrupted with two minutes'
+    # warning, and no fallback to on-demand when Spot has no capacity). One-off tasks (the
+    # migration) always run on demand.
+    spot: bool = False
     # HTTPS: with neither, a CloudFront distribution in front of the load balancer gives the
     # environment an https://*.cloudfront.net URL; with a domain, an ACM certificate for it
     # (validated through the Route 53 hosted zone) on the load balancer and an alias record.
@@ -416,7 +420,8 @@ def _problems_of_every_env(file: FileSchema) -> list[str]:
             Settings.model_validate(merged)
         except ValidationError as error:
             for location, message in _located(error, Settings):
-                where = where_written if _has_path(overrides, location) else "defaults"
+                written = _has_path(overrides, _about(location, message))
+                where = where_written if written else "defaults"
                 problem = (
                     f"{where}.{'.'.join(location)}: {message}"
                     if location
@@ -425,6 +430,14 @@ def _problems_of_every_env(file: FileSchema) -> list[str]:
                 if problem not in problems:
                     problems.append(problem)
     return problems
+
+
+def _about(location: tuple[str, ...], message: str) -> tuple[str, ...]:
+    """The key a problem is about: its location, or, for a check of a whole table
+    ("memory_mb: Fargate offers..."), the key of that table its message names; an env that
+    sets other keys of the table did not write it."""
+    named = message.split(":", 1)[0]
+    return (*location, named) if named in _known_keys(Settings, location) else location
 
 
 def _located(error: ValidationError, root: type[BaseModel]) -> list[tuple[tuple[str, ...], str]]:

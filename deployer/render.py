@@ -66,8 +66,10 @@ class Renderer:
             self.out.file.write(text + "\n")
             self.out.file.flush()
 
-    def header(self, account: str, region: str, app: str, env: str) -> None:
-        self.line(f"account {account} · region {region} · {app}/{env}", "bold")
+    def header(self, account: str | None, region: str, app: str, env: str) -> None:
+        """Who and where: `account None` for what asks no account (`cost`)."""
+        who = f"account {account} · " if account else ""
+        self.line(f"{who}region {region} · {app}/{env}", "bold")
 
     def error(
         self,

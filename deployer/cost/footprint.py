@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from deployer import capacity
 from deployer.config import PAST_STANDARD_SUPPORT, DeployConfig
 
 EXTENDED_SUPPORT = "open-source-rds-extended-support"
@@ -32,7 +33,7 @@ class Tasks:
     vcpu: float
     memory_gb: float
     public_ip: bool = True  # tasks run in the public subnets, one public IPv4 address each
-    spot: bool = False  # Fargate Spot: not offered by deploy.toml (what-if figures only)
+    spot: bool = False  # on Fargate Spot (`service.spot`; deployed: the service's strategy)
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ def wanted(config: DeployConfig) -> Footprint:
             most=scaling.max_tasks if scaling else count,
             vcpu=service.cpu / 1024,
             memory_gb=service.memory_mb / 1024,
+            spot=service.spot,
         ),
         load_balancer_zones=len(settings.network.public_subnets),
         database=_wanted_database(config),
@@ -144,6 +146,7 @@ def _deployed_tasks(observed: dict[str, Any]) -> Tasks | None:
         vcpu=int(task["cpu"]) / 1024,
         memory_gb=int(task["memory"]) / 1024,
         public_ip=network.get("assignPublicIp", "ENABLED") == "ENABLED",
+        spot=capacity.on_spot(service),
     )
 
 

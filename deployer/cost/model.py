@@ -223,7 +223,7 @@ def _backups(db: Database, assumptions: Assumptions) -> Usage:
         "RDS backup storage",
         billed,
         "GB-month",
-        f"about {stored:g} GB ({db.backup_days} days{snapshots}) - {db.storage_gb} GB free",
+        f"about {stored:g} GB ({_days(db.backup_days)}{snapshots}) - {db.storage_gb} GB free",
         "rds.backup_gb_month",
         "assumed data",
     )
@@ -308,3 +308,7 @@ def _front(footprint: Footprint) -> list[Usage]:
 
 def _tasks_count(count: int) -> str:
     return f"{count} task{'s' if count != 1 else ''}"
+
+
+def _days(count: int) -> str:
+    return "1 day" if count == 1 else f"{count} days"

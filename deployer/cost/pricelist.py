@@ -7,6 +7,12 @@ the products whose usage type is exactly the one wanted, with or without the reg
 (`EU-LoadBalancerUsage`, plain `LoadBalancerUsage` in us-east-1): a variant such as
 `TS-LoadBalancerUsage`, Windows or ARM Fargate never stands in for it. A query that finds no
 single price leaves that price out; the caller falls back to the shipped table for it.
+
+Every query narrows by attributes of the offer files (`productFamily`, `group`) so that it
+answers a handful of products: GetProducts returns at most 100 a page (MaxResults 1-100), and
+a query answering more than one page is taken as too broad to trust: the table prices
+everything, and the reason says which query it was (never a price picked from a partial list).
+Filter values that no product has answer nothing: the table prices that line and says so.
 """
 
 from __future__ import annotations
@@ -25,8 +31,9 @@ from deployer.aws import Aws, paginate
 from deployer.errors import DeployError
 
 SERVICE = "pricing"
-# At most this many products a query; the filters keep each query to a few.
-MOST_PRODUCTS = 500
+# At most one page of products a query (the API's largest, 100); the filters keep each query
+# to a few. One more is asked for, to tell a full page from a query that was cut short.
+MOST_PRODUCTS = 100
 
 
 class Unavailable(Exception):
@@ -49,7 +56,7 @@ class Query:
             "ServiceCode": self.service,
             "Filters": [{"Type": "TERM_MATCH", "Field": f, "Value": v} for f, v in filters],
             "FormatVersion": "aws_v1",
-            "PaginationConfig": {"MaxItems": MOST_PRODUCTS},
+            "PaginationConfig": {"MaxItems": MOST_PRODUCTS + 1, "PageSize": MOST_PRODUCTS},
         }
 
 
@@ -76,10 +83,22 @@ QUERIES = {
     "vpc.public_ipv4_hour": Query(
         "AmazonVPC", (("group", "VPCPublicIPv4Address"),), "PublicIPv4:InUseAddress"
     ),
-    "logs.ingest_gb": Query("AmazonCloudWatch", (), "DataProcessing-Bytes"),
-    "cloudwatch.alarm_month": Query("AmazonCloudWatch", (), "CW:AlarmMonitorUsage"),
-    "ecr.storage_gb_month": Query("AmazonECR", (), "TimedStorage-ByteHrs"),
-    "secretsmanager.secret_month": Query("AWSSecretsManager", (), "AWSSecretsManager-Secrets"),
+    # Unfiltered, AmazonCloudWatch answers hundreds of products a region (metrics, API
+    # requests, dashboards, every log class and destination), AmazonECR its data transfer.
+    "logs.ingest_gb": Query(
+        "AmazonCloudWatch",
+        (("productFamily", "Data Payload"), ("group", "Ingested Logs")),
+        "DataProcessing-Bytes",
+    ),
+    "cloudwatch.alarm_month": Query(
+        "AmazonCloudWatch", (("productFamily", "Alarm"),), "CW:AlarmMonitorUsage"
+    ),
+    "ecr.storage_gb_month": Query(
+        "AmazonECR", (("productFamily", "EC2 Container Registry"),), "TimedStorage-ByteHrs"
+    ),
+    "secretsmanager.secret_month": Query(
+        "AWSSecretsManager", (("productFamily", "Secret"),), "AWSSecretsManager-Secrets"
+    ),
 }
 INSTANCE_KEY = "rds.instance_hour."
 
@@ -135,6 +154,9 @@ def fetch(aws: Aws, region: str, keys: Iterable[str]) -> dict[str, float]:
     the first alone: if the API cannot be asked, nothing more is tried). Raises Unavailable."""
     if emulated():
         raise Unavailable("was not asked: AWS_ENDPOINT_URL points every client at an emulator")
+    missing = aws.missing_credentials()
+    if missing:
+        raise Unavailable(f"was not asked: {missing}")
     pricing = aws.in_region(endpoint_region(aws, region)).impatient()
     groups: dict[tuple[str, tuple[tuple[str, str], ...]], dict[str, str]] = {}
     for key in sorted(keys):
@@ -159,6 +181,12 @@ def _group_prices(
 ) -> dict[str, float]:
     service, filters = group
     products = _products(aws, Query(service, filters, "").params(region))
+    if len(products) > MOST_PRODUCTS:
+        narrowed = ", ".join(f"{field} {value}" for field, value in filters) or "no filter"
+        raise Unavailable(
+            f"answered more than {MOST_PRODUCTS} products for {service} ({narrowed}): "
+            "too many to pick a price from"
+        )
     found = {key: price_of(products, usage) for key, usage in usage_types.items()}
     return {key: price for key, price in found.items() if price is not None}
 

@@ -16,6 +16,9 @@ LOG_LINES = 20
 STREAM = "app/app/{task_id}"
 # Stops ECS makes on purpose (a deployment replacing tasks, scaling in) are not failures.
 ROUTINE = ("Scaling activity initiated by", "Service scheduler initiated", "Deployment")
+# Fargate Spot took its capacity back (`service.spot`): a task stopped with two minutes'
+# warning says nothing about the revision it ran, and the service starts another.
+NOT_THE_REVISION = ("SpotInterruption",)
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,8 @@ class TaskFailure:
 def is_failure(task: dict[str, Any]) -> bool:
     """A stopped task that failed, not one ECS stopped on purpose."""
     if task.get("lastStatus") != "STOPPED" and task.get("desiredStatus") != "STOPPED":
+        return False
+    if task.get("stopCode") in NOT_THE_REVISION:
         return False
     reason = task.get("stoppedReason") or ""
     if any(reason.startswith(words) for words in ROUTINE) and "health check" not in reason:

@@ -9,7 +9,7 @@ import json
 import secrets
 from typing import Any
 
-from deployer import boundary, inventory
+from deployer import boundary, capacity, inventory
 from deployer.aws import AwsError, absent, call, retry_while
 from deployer.errors import DeployError, NotOwnedError
 from deployer.inventory import Resource, key_of
@@ -141,6 +141,11 @@ class RuntimeStep(Step):
         changes = []
         if observed["cluster"] is None:
             changes.append(Change(COMPONENT, "create", "ecs:cluster", prefix))
+        elif self._providers_wanted(run, observed["cluster"]):
+            added = ", ".join(capacity.missing_providers(observed["cluster"]))
+            changes.append(
+                Change(COMPONENT, "update", "ecs:cluster", prefix, f"capacity providers + {added}")
+            )
         retention = run.config.settings.service.log_retention_days
         if observed["log_group"] is None:
             changes.append(
@@ -196,6 +201,8 @@ class RuntimeStep(Step):
         cluster_arn = (
             observed["cluster"]["clusterArn"] if observed["cluster"] else self._create_cluster(run)
         )
+        if observed["cluster"] and self._providers_wanted(run, observed["cluster"]):
+            self._add_providers(run, observed["cluster"])
         self._converge_log_group(run, observed["log_group"])
         roles = {
             kind: (role or self._create_role(run, kind))["Arn"]
@@ -240,6 +247,9 @@ class RuntimeStep(Step):
             clusterName=name,
             tags=run.owner.lower_tags(COMPONENT),
             settings=[{"name": "containerInsights", "value": "disabled"}],
+            # Associated from the start, Spot or not: free, and `service.spot` turned on later
+            # needs no change to the cluster. No default strategy: every caller names its own.
+            capacityProviders=list(capacity.PROVIDERS),
         )
         run.journal.record(
             COMPONENT,
@@ -248,6 +258,18 @@ class RuntimeStep(Step):
             made=key_of(cluster["cluster"]["clusterArn"]),
         )
         return str(cluster["cluster"]["clusterArn"])
+
+    @staticmethod
+    def _providers_wanted(run: Run, cluster: dict[str, Any]) -> bool:
+        """A cluster made before `service.spot` existed lacks the Fargate providers; they
+        are added when Spot is wanted (an on-demand service needs none: its launch type)."""
+        return run.config.settings.service.spot and bool(capacity.missing_providers(cluster))
+
+    def _add_providers(self, run: Run, cluster: dict[str, Any]) -> None:
+        """Never undone: associated providers cost nothing, and FARGATE_SPOT cannot be taken
+        from a cluster while tasks still run on it (ResourceInUseException)."""
+        call(run.aws, "ecs", "put_cluster_capacity_providers", **capacity.providers_update(cluster))
+        run.note(COMPONENT, "added the FARGATE and FARGATE_SPOT capacity providers to the cluster")
 
     def _converge_log_group(self, run: Run, group: dict[str, Any] | None) -> None:
         name, retention = log_group(run), run.config.settings.service.log_retention_days

@@ -17,7 +17,7 @@ import json
 import time
 from typing import Any
 
-from deployer import autoscaling
+from deployer import autoscaling, capacity
 from deployer.aws import AwsError, absent, call, paginate, retry_while
 from deployer.errors import DeployError, ExitCode
 from deployer.inventory import Resource, key_of
@@ -154,6 +154,7 @@ class ServiceStep(Step):
 
     def plan(self, run: Run, observed: Observed) -> list[Change]:
         prefix = run.config.prefix
+        spot = run.config.settings.service.spot
         if observed["service"] is None:
             return [
                 Change(COMPONENT, "create", "ecs:task-definition", prefix),
@@ -162,19 +163,37 @@ class ServiceStep(Step):
                     "create",
                     "ecs:service",
                     prefix,
-                    f"{autoscaling.initial_count(run)} task(s), circuit breaker",
+                    f"{autoscaling.initial_count(run)} task(s), circuit breaker"
+                    + (", Fargate Spot" if spot else ""),
                 ),
                 *autoscaling.changes(run, observed.get("scaling")),
                 *alarms.changes(run, observed.get("alarms") or {}),
                 *self._schema_changes(run),
             ]
+        moved = (
+            [
+                Change(
+                    COMPONENT,
+                    "update",
+                    "ecs:service",
+                    prefix,
+                    f"{capacity.describe(not spot)} -> {capacity.describe(spot)} "
+                    "(a new deployment replaces the tasks)",
+                )
+            ]
+            if capacity.switch(observed["service"], spot)
+            else []
+        )
         wanted = self._wanted_from_observations(run)
         if wanted is None:
-            return [Change(COMPONENT, "update", "ecs:task-definition", prefix, "new revision")]
+            return [
+                Change(COMPONENT, "update", "ecs:task-definition", prefix, "new revision"),
+                *moved,
+            ]
         changes = [
             Change(COMPONENT, "update", "ecs:task-definition", prefix, f"{key} changes")
             for key in differences(wanted, observed["task_definition"])
-        ]
+        ] + moved
         if not autoscaling.autoscaled(run) and (
             observed["service"].get("desiredCount") != run.config.settings.service.desired_count
         ):
@@ -376,7 +395,7 @@ class ServiceStep(Step):
             serviceName=run.config.prefix,
             taskDefinition=arn,
             desiredCount=autoscaling.initial_count(run),
-            launchType="FARGATE",
+            **capacity.placement(settings.spot),
             propagateTags="SERVICE",
             networkConfiguration=task_network(network),
             loadBalancers=[
@@ -409,7 +428,9 @@ class ServiceStep(Step):
         return primary_deployment(service)
 
     def _update_service(self, run: Run, service: dict[str, Any], arn: str) -> dict[str, Any] | None:
-        """A new revision and, unless the autoscaler owns it, the desired count."""
+        """A new revision, Spot or on demand and, unless the autoscaler owns it, the desired
+        count. The deployment to watch: a new revision's, or the one a move between Spot and
+        on demand forces (the same revision on new tasks)."""
         previous_arn, previous_count = service["taskDefinition"], service.get("desiredCount")
         count = (
             {}
@@ -420,21 +441,27 @@ class ServiceStep(Step):
         previous_settings = current_rollout_settings(service)
         if previous_settings == settings:
             settings = {}
+        moved = capacity.switch(service, run.config.settings.service.spot)
         if (
             previous_arn == arn
             and count.get("desiredCount", previous_count) == previous_count
             and not settings
+            and not moved
         ):
             return None
-        updated = self._point_service(run, arn, {**count, **settings})
+        updated = self._point_service(run, arn, {**count, **settings, **moved})
         undo_count: dict[str, Any] = {"desiredCount": previous_count} if count else {}
         undo_settings = known(previous_settings) if settings else {}
+        undo_moved = capacity.switch(updated, capacity.on_spot(service)) if moved else {}
 
         def undo() -> None:
-            self._point_service(run, previous_arn, {**undo_count, **undo_settings})
+            self._point_service(run, previous_arn, {**undo_count, **undo_settings, **undo_moved})
 
         run.journal.record(COMPONENT, f"updated service to revision {revision_of(arn)}", undo)
-        return primary_deployment(updated) if previous_arn != arn else None
+        if moved:
+            spot = run.config.settings.service.spot
+            run.note(COMPONENT, f"moving the tasks to {capacity.describe(spot)}")
+        return primary_deployment(updated) if previous_arn != arn or moved else None
 
     def _point_service(self, run: Run, arn: str, count: dict[str, Any]) -> dict[str, Any]:
         return dict(

@@ -151,14 +151,14 @@ def test_drift_is_planned_and_repaired(cli) -> None:  # type: ignore[no-untyped-
         ],
     )
     rds.modify_db_instance(
-        DBInstanceIdentifier="nnote-staging", BackupRetentionPeriod=1, ApplyImmediately=True
+        DBInstanceIdentifier="nnote-staging", BackupRetentionPeriod=5, ApplyImmediately=True
     )
 
     plan = cli("plan", "--detailed-exitcode")
     assert plan.code == 2
     assert "restore default route" in plan.text
     assert "revoke tcp/3306 from 0.0.0.0/0" in plan.text
-    assert "BackupRetentionPeriod 1 -> 7" in plan.text
+    assert "BackupRetentionPeriod 5 -> 1" in plan.text  # staging keeps a day
 
     assert cli("up", "--yes").code == 0
     assert cli("plan", "--detailed-exitcode").code == 0

@@ -4,7 +4,9 @@ against the emulator (which has no Price List: the shipped table prices them, an
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ import pytest
 from deployer import pipeline
 from deployer.cost import footprint, model, prices
 from deployer.cost.model import Assumptions
-from tests.deployer.conftest import PREBUILT_IMAGE, REGION, ROOT, make_run
+from tests.deployer.conftest import CLI, PREBUILT_IMAGE, REGION, ROOT, make_run
 from tests.deployer.sweep import QuietEvents
 
 CONFIG = str(ROOT / "deploy.toml")
@@ -41,8 +43,8 @@ def test_cost_prints_every_line_the_total_the_prices_source_and_assumptions(cli)
     assert out[0].split() == ["item", "quantity", "USD", "per", "unit", "USD/month"]
     items = [line[:26].strip() for line in out[1 : out.index(TABLE) - 1]]
     assert items == [
-        "Fargate vCPU",
-        "Fargate memory",
+        "Fargate Spot vCPU",  # staging's service.spot
+        "Fargate Spot memory",
         "Load balancer (ALB)",
         "Load balancer capacity",
         "RDS db.t4g.micro",
@@ -57,7 +59,9 @@ def test_cost_prints_every_line_the_total_the_prices_source_and_assumptions(cli)
     total = out[out.index(TABLE) - 1].split()
     assert total == ["total", f"{table_total('staging'):.2f}"]
     assert out[out.index(TABLE) + 1] == "assumptions:" and "0.1 LCU" in done.out
-    assert "account 123456789012" in done.err and "AWS API calls: 1 (0 mutating)" in done.err
+    # No account: `cost` asks AWS nothing, not even who the credentials are (sts).
+    assert "region eu-west-1 · nnote/staging" in done.err and "account" not in done.err
+    assert "AWS API calls: 0 (0 mutating)" in done.err
 
 
 def test_cost_json_is_one_document_whose_lines_add_up(cli) -> None:  # type: ignore[no-untyped-def]
@@ -73,6 +77,64 @@ def test_cost_json_is_one_document_whose_lines_add_up(cli) -> None:  # type: ign
         assert document["monthly"] == pytest.approx(table_total(env), abs=0.005)
     assert found["prod"]["monthly"] > found["staging"]["monthly"]
     assert {line["item"] for line in found["prod"]["lines"]} >= {"CloudWatch alarms"}
+
+
+def cost_without_aws(tmp_path: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    """`nnote-deploy cost` with no AWS credentials anywhere: no AWS_* variable but these, no
+    profile or credentials file, no instance metadata (botocore would probe 169.254.169.254).
+    Were credentials found all the same, the Price List is at a closed port on 127.0.0.1."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
+    env |= {
+        "HOME": str(tmp_path),
+        "AWS_CONFIG_FILE": str(tmp_path / "absent" / "config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "absent" / "credentials"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_ENDPOINT_URL_PRICING": "http://127.0.0.1:9",
+        "COLUMNS": "120",
+        **extra,
+    }
+    return subprocess.run(
+        [str(CLI), "cost", "--config", CONFIG, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "why"),
+    [
+        ({}, "no AWS credentials were found"),
+        (
+            {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE"},
+            "the AWS credentials cannot be loaded: Partial credentials found in env, "
+            "missing: AWS_SECRET_ACCESS_KEY",
+        ),
+    ],
+)
+def test_cost_needs_no_credentials_and_says_why_the_table_priced_it(
+    tmp_path: Path, extra: dict[str, str], why: str
+) -> None:
+    done = cost_without_aws(tmp_path, **extra)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout.splitlines()
+    total = next(line for line in out if line.startswith("total")).split()
+    assert total == ["total", f"{table_total('staging'):.2f}"]
+    source = next(line for line in out if line.startswith("prices: "))
+    assert source.startswith(f"prices: table shipped with nnote-deploy, {REGION}, compiled ")
+    assert source.endswith(f"(the AWS Price List API was not asked: {why})")
+    assert "AWS API calls: 0 (0 mutating)" in done.stderr and "error" not in done.stderr
+
+
+def test_cost_json_without_credentials_names_the_table(tmp_path: Path) -> None:
+    done = cost_without_aws(tmp_path, "--env", "prod", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    document = json.loads(done.stdout)
+    assert document["prices"]["source"] == "table"
+    assert document["prices"]["summary"].endswith("not asked: no AWS credentials were found)")
+    assert document["monthly"] == pytest.approx(table_total("prod"), abs=0.005)
 
 
 @pytest.mark.parametrize(
@@ -152,7 +214,7 @@ def test_a_changed_setting_is_priced_against_what_is_deployed(aws_env: dict[str,
     assert change is not None
     assert change.deployed == pytest.approx(table_total("staging"))
     usd = prices.table_prices(REGION)
-    task = 730 * (0.25 * usd["fargate.vcpu_hour"] + 0.5 * usd["fargate.gb_hour"])
+    task = 730 * (0.25 * usd["fargate_spot.vcpu_hour"] + 0.5 * usd["fargate_spot.gb_hour"])
     address = 730 * usd["vpc.public_ipv4_hour"]
     logs = 0.5 * usd["logs.ingest_gb"]
     # One more task, its public address and its log lines; each line rounded to cents.

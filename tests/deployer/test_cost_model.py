@@ -58,18 +58,19 @@ def lines(config: DeployConfig) -> dict[str, float]:
 def test_cost_of_staging_is_a_line_per_thing_up_creates() -> None:
     assert lines(settings("staging")) == pytest.approx(
         {
-            "Fargate vCPU": 1 * 0.25 * HOURS * 0.04,  # 7.30
-            "Fargate memory": 1 * 0.5 * HOURS * 0.004,  # 1.46
+            # service.spot: the task on Fargate Spot.
+            "Fargate Spot vCPU": 1 * 0.25 * HOURS * 0.012,  # 2.19
+            "Fargate Spot memory": 1 * 0.5 * HOURS * 0.0012,  # 0.44
             "Load balancer (ALB)": HOURS * 0.02,
             "Load balancer capacity": 0.1 * HOURS * 0.008,  # the LCU assumption
             "RDS db.t4g.micro": HOURS * 0.02,
             "RDS storage (gp3)": 20 * 0.1,
-            # 20 GB of data, 7 days of 5% changes: 27 GB, of which 20 are free.
-            "RDS backup storage": 7 * 0.1,
+            # 20 GB of data, 1 day of backups (5% changed): 21 GB, of which 20 are free.
+            "RDS backup storage": 1 * 0.1,
             # One task and the load balancer's two zones, each with its public address.
             "Public IPv4 addresses": 3 * HOURS * 0.005,
             "CloudWatch Logs ingestion": 0.5 * 0.5,
-            "ECR image storage": 10 * 0.15 * 0.1,
+            "ECR image storage": 3 * 0.15 * 0.1,  # the newest 3 images kept
             "Secrets Manager": 2 * 0.4,  # the RDS-managed master password and SECRET_KEY
             "CloudFront distribution": 0,  # the free tier
         }

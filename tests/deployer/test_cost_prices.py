@@ -83,8 +83,15 @@ CATALOGUE = [
     product("AmazonRDS", "Storage Snapshot", "EU-RDS:ChargedBackupUsage", 0.1),
     product("AmazonVPC", "", "EU-PublicIPv4:InUseAddress", 0.006, group="VPCPublicIPv4Address"),
     product("AmazonVPC", "", "EU-PublicIPv4:IdleAddress", 0.9, group="VPCPublicIPv4Address"),
-    product("AmazonCloudWatch", "Data Payload", "EU-DataProcessing-Bytes", 0.6, free_first="5"),
-    product("AmazonCloudWatch", "Data Payload", "EU-VendedLog-Bytes", 0.9),
+    product(
+        "AmazonCloudWatch",
+        "Data Payload",
+        "EU-DataProcessing-Bytes",
+        0.6,
+        free_first="5",
+        group="Ingested Logs",
+    ),
+    product("AmazonCloudWatch", "Data Payload", "EU-VendedLog-Bytes", 0.9, group="Ingested Logs"),
     product("AmazonCloudWatch", "Alarm", "EU-CW:AlarmMonitorUsage", 0.11),
     product("AmazonECR", "EC2 Container Registry", "EU-TimedStorage-ByteHrs", 0.12),
     product("AWSSecretsManager", "Secret", "EU-AWSSecretsManager-Secrets", 0.45),
@@ -93,12 +100,14 @@ CATALOGUE = [
 
 class PriceListStub:
     """A `before-send` hook answering GetProducts as the Price List API does: the products of
-    the service code matching every TERM_MATCH filter, as JSON strings, a page at a time;
-    `error` answers every call with that error instead."""
+    the service code matching every TERM_MATCH filter, as JSON strings, a page (MaxResults,
+    at most 100) at a time with a NextToken while more are left; `error` answers every call
+    with that error instead."""
 
     def __init__(self, catalogue: list[dict] = CATALOGUE, error: str | None = None) -> None:
         self.catalogue, self.error = catalogue, error
         self.asked: list[dict[str, Any]] = []  # each request, with the region it was signed for
+        self.answered: dict[str, int] = {}  # products matched, by service code and filters
         self.lock = threading.Lock()
 
     def __call__(self, request: Any, **_: Any) -> AWSResponse:
@@ -111,7 +120,18 @@ class PriceListStub:
             answer = {"__type": self.error, "message": "injected"}
             return AWSResponse(request.url, 400, {}, _Raw(json.dumps(answer).encode()))
         found = [json.dumps(p) for p in self.catalogue if self._matches(p, body)]
-        return AWSResponse(request.url, 200, {}, _Raw(json.dumps({"PriceList": found}).encode()))
+        with self.lock:
+            self.answered[self._query(body)] = len(found)
+        start, size = int(body.get("NextToken") or 0), min(int(body.get("MaxResults", 100)), 100)
+        page: dict[str, Any] = {"PriceList": found[start : start + size]}
+        if start + size < len(found):
+            page["NextToken"] = str(start + size)
+        return AWSResponse(request.url, 200, {}, _Raw(json.dumps(page).encode()))
+
+    @staticmethod
+    def _query(body: dict) -> str:
+        narrowed = [f"{f['Field']}={f['Value']}" for f in body["Filters"]]
+        return " ".join([body["ServiceCode"], *narrowed[1:]])  # regionCode left out
 
     @staticmethod
     def _matches(item: dict, body: dict) -> bool:
@@ -135,8 +155,14 @@ def local_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL_PRICING", NOWHERE)
 
 
-def staging_run(hooks: list[tuple[str, Any]] | None = None) -> Run:
-    return make_run("staging", hooks=hooks, max_attempts=2)
+def staging_run(hooks: list[tuple[str, Any]] | None = None, spot: bool = False) -> Run:
+    """Staging, on demand unless `spot`: the Price List lists on-demand Fargate only (Spot's
+    price is the table's, named in the summary: see the test of it)."""
+    run = make_run("staging", hooks=hooks, max_attempts=2)
+    service = run.config.settings.service.model_copy(update={"spot": spot})
+    settings = run.config.settings.model_copy(update={"service": service})
+    run.config = run.config.model_copy(update={"settings": settings})
+    return run
 
 
 def line_prices(estimate: report.CostReport) -> dict[str, float]:
@@ -164,6 +190,17 @@ def test_the_price_list_prices_the_lines_when_it_answers(local_only: None) -> No
     }
 
 
+def test_spot_is_priced_from_the_table_beside_the_price_list_and_named(local_only: None) -> None:
+    estimate = report.of_settings(staging_run(PriceListStub().hooks(), spot=True))
+    assert estimate.prices.source == "price-list"
+    assert estimate.prices.from_table == ("fargate_spot.gb_hour", "fargate_spot.vcpu_hour")
+    assert estimate.prices.summary.endswith(": Fargate Spot memory, Fargate Spot vCPU")
+    usd = prices.table_prices(REGION)
+    found = line_prices(estimate)
+    assert found["Fargate Spot vCPU"] == usd["fargate_spot.vcpu_hour"]
+    assert found["Load balancer (ALB)"] == 0.03, "the rest from the Price List"
+
+
 def test_the_price_list_is_asked_at_its_nearest_endpoint_with_the_region_as_a_filter(
     local_only: None,
 ) -> None:
@@ -174,7 +211,7 @@ def test_the_price_list_is_asked_at_its_nearest_endpoint_with_the_region_as_a_fi
         assert asked["FormatVersion"] == "aws_v1"
         assert {"Type": "TERM_MATCH", "Field": "regionCode", "Value": REGION} in asked["Filters"]
     services = sorted(asked["ServiceCode"] for asked in stub.asked)
-    # One query per product group: ALB hours and LCUs together, logs and alarms together.
+    # One query per product group: ALB hours and LCUs together.
     assert services.count("AWSELB") == 1 and services.count("AmazonECS") == 1
     assert len(services) == 9
 
@@ -222,6 +259,62 @@ def test_what_the_price_list_lacks_comes_from_the_table_and_is_named(local_only:
     assert estimate.prices.summary.endswith(": ECR storage")
     assert line_prices(estimate)["ECR image storage"] == 0.1
     assert line_prices(estimate)["Fargate vCPU"] == 0.05
+
+
+def look_alikes(service: str, family: str, count: int, **attributes: str) -> list[dict]:
+    """`count` products of a service that none of our queries wants (metrics, API requests,
+    data transfer...): what an unfiltered query would wade through."""
+    return [
+        product(service, family, f"EU-Other-{family}-{n}", 0.9, **attributes) for n in range(count)
+    ]
+
+
+CROWDED = [
+    *CATALOGUE,
+    *look_alikes("AmazonCloudWatch", "Metric", 150),
+    *look_alikes("AmazonCloudWatch", "API Request", 150),
+    *look_alikes("AmazonCloudWatch", "Data Payload", 60, group="Vended Logs"),
+    *look_alikes("AmazonECR", "Data Transfer", 150),
+    *look_alikes("AWSSecretsManager", "API Request", 120),
+]
+
+
+def test_cloudwatch_ecr_and_secrets_queries_answer_a_handful_among_hundreds(
+    local_only: None,
+) -> None:
+    stub = PriceListStub(CROWDED)
+    run = make_run("prod", hooks=stub.hooks(), max_attempts=2)  # prod: alarms too
+    estimate = report.of_settings(run)
+    assert estimate.prices.source == "price-list", estimate.prices.summary
+    assert estimate.prices.from_table == ()
+    found = line_prices(estimate)
+    assert found["CloudWatch Logs ingestion"] == 0.6
+    assert found["CloudWatch alarms"] == 0.11
+    assert found["ECR image storage"] == 0.12
+    assert found["Secrets Manager"] == 0.45
+    wide = {query: n for query, n in stub.answered.items() if n > 5}
+    assert wide == {}, "every query narrowed to a handful of products"
+    assert {q.split()[0] for q in stub.answered} >= {"AmazonCloudWatch", "AmazonECR"}
+
+
+def test_a_query_answering_more_than_a_page_falls_back_to_the_table_and_says_which(
+    local_only: None,
+) -> None:
+    crowded = [*CATALOGUE, *look_alikes("AWSSecretsManager", "Secret", 100)]
+    stub = PriceListStub(crowded)
+    estimate = report.of_settings(staging_run(stub.hooks()))
+    assert estimate.prices.source == "table"
+    assert estimate.prices.summary.endswith(
+        "(the AWS Price List API answered more than 100 products for AWSSecretsManager "
+        "(productFamily Secret): too many to pick a price from)"
+    )
+    assert (
+        line_prices(estimate)["Secrets Manager"]
+        == prices.table_prices(REGION)["secretsmanager.secret_month"]
+    )
+    pages = [a for a in stub.asked if a["ServiceCode"] == "AWSSecretsManager"]
+    assert [a.get("NextToken") for a in pages] == [None, "100"], "read past the first page"
+    assert all(a["MaxResults"] == 100 for a in pages)
 
 
 def test_two_different_prices_for_one_product_are_not_guessed_between() -> None:
@@ -308,7 +401,9 @@ def test_every_price_key_of_the_shipped_envs_has_a_price_list_query_but_spot() -
     keys = model.price_keys(
         [footprint.wanted(settings(env)) for env in ("staging", "prod")], Assumptions()
     )
-    assert all(pricelist.query(key) is not None for key in keys)
+    spot = {"fargate_spot.vcpu_hour", "fargate_spot.gb_hour"}
+    assert spot <= keys, "staging runs on Spot"
+    assert all(pricelist.query(key) is not None for key in keys - spot)
     assert pricelist.query("fargate_spot.vcpu_hour") is None  # the pricing page only
 
 

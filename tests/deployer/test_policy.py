@@ -405,6 +405,16 @@ OTHER_PATH_CALLS: list[tuple[str, str, dict[str, Any]]] = [
     ("ssm", "PutParameter", {"Name": f"{LOCK}-lease-run-1", "Value": "{}", "Overwrite": True}),
     ("ssm", "DeleteParameter", {"Name": f"{LOCK}-lease-run-1"}),
     ("sts", "GetCallerIdentity", {}),
+    # service.spot on a cluster made before the cluster got the Fargate capacity providers
+    (
+        "ecs",
+        "PutClusterCapacityProviders",
+        {
+            "cluster": "nnote-staging",
+            "capacityProviders": ["FARGATE", "FARGATE_SPOT"],
+            "defaultCapacityProviderStrategy": [],
+        },
+    ),
     *HTTPS_CALLS,
 ]
 
@@ -792,6 +802,23 @@ RETAGGING_OTHERS: list[tuple[str, str, str, dict[str, Any]]] = [
 ]
 FORBIDDEN_ON_OTHERS: list[tuple[str, str, str, dict[str, Any]]] = [
     ("delete someone else's VPC", "ec2", "DeleteVpc", {"VpcId": "vpc-1"}),
+    (
+        "change the capacity providers of an unowned nnote-* cluster",
+        "ecs",
+        "PutClusterCapacityProviders",
+        {"cluster": "nnote-staging", "capacityProviders": ["FARGATE", "FARGATE_SPOT"]},
+    ),
+    (
+        "move someone else's service to Fargate Spot",
+        "ecs",
+        "UpdateService",
+        {
+            "cluster": "nnote-staging",
+            "service": "nnote-staging",
+            "capacityProviderStrategy": [{"capacityProvider": "FARGATE_SPOT", "weight": 1}],
+            "forceNewDeployment": True,
+        },
+    ),
     ("list another cluster's tasks", "ecs", "ListTasks", {"cluster": "payments"}),
     (
         "read another app's task logs",

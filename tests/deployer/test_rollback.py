@@ -20,7 +20,7 @@ def test_failed_up_on_a_drifted_env_restores_exactly_what_was_there(
     pipeline.up(make_run(), QuietEvents())
     rds = boto3.client("rds")
     rds.modify_db_instance(
-        DBInstanceIdentifier="nnote-staging", BackupRetentionPeriod=1, ApplyImmediately=True
+        DBInstanceIdentifier="nnote-staging", BackupRetentionPeriod=3, ApplyImmediately=True
     )
     ec2 = boto3.client("ec2")
     table = ec2.describe_route_tables(Filters=[{"Name": "tag:nnote:env", "Values": ["staging"]}])

@@ -74,8 +74,9 @@ def test_task_definition_holds_secrets_only_by_reference(cli) -> None:  # type: 
         "SECRET_KEY": secrets.describe_secret(SecretId="nnote/staging/secret-key")["ARN"],
     }
     assert container["image"] == PREBUILT_IMAGE, "the image is referenced by digest"
-    svc = service()
-    assert svc["launchType"] == "FARGATE" and svc["desiredCount"] == 1
+    # (staging runs on Fargate Spot: a capacity provider strategy, which moto does not keep
+    # on CreateService; tests/deployer/test_spot.py checks what ECS is sent)
+    assert service()["desiredCount"] == 1
     everything = cli("up", "--yes").text + cli("status").text + cli("status", "--json").text
     assert password not in everything and secret_key not in everything
 

@@ -693,11 +693,32 @@ def _ecs_describe_clusters(r: Request) -> list[Need]:
     return [r.existing(_cluster(r, c)) for c in r.p.get("clusters") or ["default"]]
 
 
+def _capacity_providers(r: Request, *params: str) -> dict[str, Any]:
+    """ecs:capacity-provider, the ARNs of the capacity providers a request names (in a list
+    of names, or in strategies); nothing when it names none."""
+    names: list[str] = []
+    for param in params:
+        for item in r.p.get(param) or []:
+            names.append(item if isinstance(item, str) else item["capacityProvider"])
+    arns = sorted({r.arn("ecs", f"capacity-provider/{name}") for name in names})
+    return {"ecs:capacity-provider": arns} if arns else {}
+
+
 @handles("ecs", "CreateCluster")
 def _ecs_create_cluster(r: Request) -> list[Need]:
-    r.refuse("capacityProviders", "defaultCapacityProviderStrategy")
+    r.refuse("defaultCapacityProviderStrategy")
     arn = _cluster(r, r.p.get("clusterName"))
-    return [*r.created(arn, r.p.get("tags"), TAG_ON_CREATE_ECS), *_ecs_linked_role(r)]
+    providers = _capacity_providers(r, "capacityProviders")
+    return [
+        *r.created(arn, r.p.get("tags"), TAG_ON_CREATE_ECS, **providers),
+        *_ecs_linked_role(r),
+    ]
+
+
+@handles("ecs", "PutClusterCapacityProviders")
+def _ecs_put_cluster_capacity_providers(r: Request) -> list[Need]:
+    providers = _capacity_providers(r, "capacityProviders", "defaultCapacityProviderStrategy")
+    return [r.existing(_cluster(r), **providers)]
 
 
 @handles("ecs", "DeleteCluster")
@@ -706,10 +727,10 @@ def _ecs_delete_cluster(r: Request) -> list[Need]:
 
 
 def _service_keys(r: Request) -> dict[str, Any]:
-    keys = {"ecs:cluster": _cluster(r)}
+    keys: dict[str, Any] = {"ecs:cluster": _cluster(r)}
     if r.p.get("taskDefinition"):
         keys["ecs:task-definition"] = _task_definition(r, r.p["taskDefinition"])
-    return keys
+    return keys | _capacity_providers(r, "capacityProviderStrategy")
 
 
 def _task_definition(r: Request, value: str) -> str:
@@ -763,7 +784,7 @@ def _ecs_run_task(r: Request) -> list[Need]:
 
 @handles("ecs", "UpdateService", "DeleteService")
 def _ecs_change_service(r: Request) -> list[Need]:
-    r.refuse("capacityProviderStrategy", "serviceConnectConfiguration", "volumeConfigurations")
+    r.refuse("serviceConnectConfiguration", "volumeConfigurations")
     return [r.existing(_ecs_service(r, r.p["service"]), **_service_keys(r))]
 
 
@@ -772,7 +793,7 @@ def _ecs_create_service(r: Request) -> list[Need]:
     # A service behind a load balancer needs no elasticloadbalancing permission of the caller
     # (ECS registers targets with its service-linked role), nor iam:PassRole without `role`.
     # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/security_iam_id-based-policy-examples.html
-    r.refuse("role", "capacityProviderStrategy", "serviceConnectConfiguration")
+    r.refuse("role", "serviceConnectConfiguration")
     r.refuse("volumeConfigurations", "vpcLatticeConfigurations")
     arn = _ecs_service(r, r.p["serviceName"])
     needs = r.created(arn, r.p.get("tags"), TAG_ON_CREATE_ECS, **_service_keys(r))

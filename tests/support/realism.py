@@ -129,6 +129,7 @@ class Realism:
                 InUse,
                 DrainingServices,
                 ServiceSettingsEcho,
+                CapacityProviderStrategies,
                 OneOffTasks,
                 CloudFrontDistributions,
                 CertificateValidation,
@@ -887,6 +888,73 @@ class ServiceSettingsEcho(Rule):
                 if deployment.get("status") == "PRIMARY" and service.get("taskDefinition"):
                     deployment["taskDefinition"] = service["taskDefinition"]
         return json_answer(document)
+
+
+class CapacityProviderStrategies(Rule):
+    """A service's capacity provider strategy (Fargate Spot), which moto ignores on
+    CreateService (it reports launch type EC2) and takes on UpdateService without AWS's
+    rules. As ECS does: a strategy may name only providers associated with the cluster; a
+    service has a launch type or a strategy, never both; moving from a launch type to a
+    strategy, or to another strategy, needs forceNewDeployment (UpdateService's
+    capacityProviderStrategy, in the ECS API reference); the strategy is reported back."""
+
+    NOT_ASSOCIATED = (
+        "The specified capacity provider strategy cannot contain a capacity provider that is "
+        "not associated with the cluster. Associate the capacity provider with the cluster or "
+        "specify a valid capacity provider and try again."
+    )
+    NOT_FORCED = (
+        "When switching from launch type to capacity provider strategy on an existing service, "
+        "or making a change to a capacity provider strategy on a service that is already using "
+        "one, you must force a new deployment."
+    )
+
+    def before(self, call: WireCall) -> Answer | None:
+        if call.service != "ecs" or call.operation not in ("CreateService", "UpdateService"):
+            return None
+        wanted = call.params.get("capacityProviderStrategy")
+        if not wanted:
+            return None
+        if call.params.get("launchType"):
+            return error(
+                call,
+                "InvalidParameterException",
+                "Specify either a launch type or a capacity provider strategy, but not both.",
+            )
+        cluster = self.layer.admin("ecs", call.region).describe_clusters(
+            clusters=[call.params.get("cluster") or "default"]
+        )["clusters"]
+        associated = set((cluster[0].get("capacityProviders") or []) if cluster else [])
+        if any(item["capacityProvider"] not in associated for item in wanted):
+            return error(call, "InvalidParameterException", self.NOT_ASSOCIATED)
+        name = self._name(call)
+        current = self.layer.state.get("capacity-strategies", {}).get(name)
+        moved = call.operation == "UpdateService" and current != wanted
+        if moved and not call.params.get("forceNewDeployment"):
+            return error(call, "InvalidParameterException", self.NOT_FORCED)
+        return None
+
+    def after(self, call: WireCall, answer: Answer) -> Answer | None:
+        if call.service != "ecs" or not ok(answer):
+            return None
+        strategies = self.layer.state.setdefault("capacity-strategies", {})
+        if call.operation == "DeleteService":
+            strategies.pop(self._name(call), None)
+            return None
+        if call.operation not in ("CreateService", "UpdateService", "DescribeServices"):
+            return None
+        if call.operation != "DescribeServices" and call.params.get("capacityProviderStrategy"):
+            strategies[self._name(call)] = call.params["capacityProviderStrategy"]
+        document = json.loads(answer.body)
+        for service in document.get("services") or [document.get("service") or {}]:
+            if service.get("serviceName") in strategies:
+                service["capacityProviderStrategy"] = strategies[service["serviceName"]]
+                service.pop("launchType", None)
+        return json_answer(document)
+
+    @staticmethod
+    def _name(call: WireCall) -> str:
+        return str(call.params.get("serviceName") or call.params["service"]).rsplit("/")[-1]
 
 
 class OneOffTasks(Rule):

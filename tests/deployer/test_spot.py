@@ -1,0 +1,190 @@
+"""`service.spot`: the service's tasks on Fargate Spot (staging's and previews' default), moved
+in place both ways on an existing service, the cluster given the Fargate capacity providers
+first, one-off tasks kept on demand, and Spot interruptions never judged a failed revision.
+
+The realism layer holds the calls to ECS's rules that moto skips (a strategy only of providers
+the cluster has, forceNewDeployment to change one, the strategy reported back)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import pytest
+
+from deployer import pipeline
+from deployer.cost import footprint
+from deployer.rollout import failures
+from deployer.steps.base import Change, Run
+from tests.deployer.conftest import PREBUILT_IMAGE, REGION, ROOT, make_run
+from tests.deployer.sweep import QuietEvents
+from tests.support.realism import Realism
+
+STEPS = pipeline.deploy_steps(ROOT, PREBUILT_IMAGE)
+SPOT = [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]
+ON_DEMAND = [{"capacityProvider": "FARGATE", "weight": 1}]
+
+
+def staging(spot: bool) -> Run:
+    """A staging run with `service.spot` as an edit of deploy.toml would set it."""
+    run = make_run("staging")
+    service = run.config.settings.service.model_copy(update={"spot": spot})
+    run.config = run.config.model_copy(
+        update={"settings": run.config.settings.model_copy(update={"service": service})}
+    )
+    return run
+
+
+def up(spot: bool) -> tuple[pipeline.UpResult, Run]:
+    run = staging(spot)
+    return pipeline.up(run, QuietEvents(), steps=STEPS), run
+
+
+def planned(spot: bool) -> list[Change]:
+    return pipeline.plan(staging(spot), STEPS)
+
+
+def sent(realism: Realism, operation: str) -> list[dict[str, Any]]:
+    """The parameters of each `operation` the deployer sent to ECS, as AWS received them."""
+    return [c.params for c in realism.calls if (c.service, c.operation) == ("ecs", operation)]
+
+
+def on_spot() -> bool:
+    """What the deployer reads back of the service: its footprint's tasks run on Spot."""
+    run = staging(True)
+    pipeline.plan(run, STEPS)
+    tasks = footprint.deployed(run.config, run.observed).tasks
+    assert tasks is not None
+    return tasks.spot
+
+
+def test_staging_is_created_on_spot_and_a_second_up_changes_nothing(
+    aws_env: dict[str, str], realism: Realism
+) -> None:
+    assert make_run("staging").config.settings.service.spot, "deploy.toml: staging on Spot"
+    creates = [c for c in planned(True) if c.type == "ecs:service"]
+    assert [c.detail for c in creates] == ["1 task(s), circuit breaker, Fargate Spot"]
+    up(True)
+    # (ECS refuses the first tries while the new roles propagate: each try is the same)
+    creates = sent(realism, "CreateService")
+    assert creates and all(c["capacityProviderStrategy"] == SPOT for c in creates)
+    assert not any("launchType" in c for c in creates)
+    [cluster] = sent(realism, "CreateCluster")
+    assert cluster["capacityProviders"] == ["FARGATE", "FARGATE_SPOT"]
+    assert on_spot()
+    realism.calls.clear()
+    assert up(True)[0].changes == [] and planned(True) == []
+    assert not sent(realism, "UpdateService"), "converged: nothing sent"
+
+
+def test_the_migration_task_runs_on_demand_even_on_spot(
+    aws_env: dict[str, str], realism: Realism
+) -> None:
+    up(True)
+    tasks = sent(realism, "RunTask")
+    assert tasks, "the first release migrates the new database"
+    assert all(t["launchType"] == "FARGATE" for t in tasks)
+    assert not any(t.get("capacityProviderStrategy") for t in tasks)
+
+
+def test_an_on_demand_service_moves_to_spot_in_place_and_back(
+    aws_env: dict[str, str], realism: Realism
+) -> None:
+    up(False)
+    creates = sent(realism, "CreateService")
+    assert all(c["launchType"] == "FARGATE" for c in creates)
+    assert not any("capacityProviderStrategy" in c for c in creates)
+    assert not on_spot()
+    arn = boto3.client("ecs", region_name=REGION).describe_services(
+        cluster="nnote-staging", services=["nnote-staging"]
+    )["services"][0]["serviceArn"]
+
+    moves = [c for c in planned(True) if c.type == "ecs:service"]
+    assert [c.detail for c in moves] == [
+        "on-demand Fargate -> Fargate Spot (a new deployment replaces the tasks)"
+    ]
+    realism.calls.clear()
+    _, run = up(True)
+    [update] = sent(realism, "UpdateService")
+    assert update["capacityProviderStrategy"] == SPOT and update["forceNewDeployment"] is True
+    assert not sent(realism, "CreateService") and not sent(realism, "DeleteService")
+    assert run.rollout is not None and run.rollout.completed, "the new tasks were watched"
+    assert on_spot() and planned(True) == []
+
+    moves = [c for c in planned(False) if c.type == "ecs:service"]
+    assert [c.detail for c in moves] == [
+        "Fargate Spot -> on-demand Fargate (a new deployment replaces the tasks)"
+    ]
+    realism.calls.clear()
+    up(False)
+    [update] = sent(realism, "UpdateService")
+    assert update["capacityProviderStrategy"] == ON_DEMAND and update["forceNewDeployment"]
+    assert not on_spot() and planned(False) == []
+    same = boto3.client("ecs", region_name=REGION).describe_services(
+        cluster="nnote-staging", services=["nnote-staging"]
+    )["services"][0]["serviceArn"]
+    assert same == arn, "the same service throughout: never recreated"
+
+
+def test_spot_on_a_cluster_without_the_fargate_providers_adds_them_first(
+    aws_env: dict[str, str], realism: Realism
+) -> None:
+    """A cluster made before `service.spot` existed (no capacity providers)."""
+    up(False)
+    ecs = boto3.client("ecs", region_name=REGION)
+    ecs.put_cluster_capacity_providers(
+        cluster="nnote-staging", capacityProviders=[], defaultCapacityProviderStrategy=[]
+    )
+    clusters = [c for c in planned(True) if c.type == "ecs:cluster"]
+    assert [(c.action, c.detail) for c in clusters] == [
+        ("update", "capacity providers + FARGATE, FARGATE_SPOT")
+    ]
+    assert planned(False) == [], "an on-demand service needs no provider"
+    realism.calls.clear()
+    up(True)
+    names = [f"{c.service}:{c.operation}" for c in realism.calls]
+    put = names.index("ecs:PutClusterCapacityProviders")
+    assert put < names.index("ecs:UpdateService"), "associated before the service names them"
+    cluster = ecs.describe_clusters(clusters=["nnote-staging"])["clusters"][0]
+    assert cluster["capacityProviders"] == ["FARGATE", "FARGATE_SPOT"]
+    assert on_spot() and planned(True) == []
+
+
+def stopped(stop_code: str, reason: str, task: str = "abc") -> dict[str, Any]:
+    return {
+        "taskArn": f"arn:aws:ecs:eu-west-1:123456789012:task/nnote-staging/{task}",
+        "lastStatus": "STOPPED",
+        "stopCode": stop_code,
+        "stoppedReason": reason,
+        "containers": [{"name": "app", "exitCode": 143}],
+    }
+
+
+def test_a_spot_interruption_is_not_a_failure_of_the_revision() -> None:
+    interrupted = stopped("SpotInterruption", "Your Spot Task was interrupted.")
+    assert not failures.is_failure(interrupted)
+    crashed = stopped("EssentialContainerExited", "Essential container in task exited")
+    assert failures.is_failure(crashed), "a crash on Spot is still a failure"
+
+
+@pytest.mark.parametrize("spot", [True, False])
+def test_a_rollout_with_spot_interruptions_completes(
+    aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, spot: bool
+) -> None:
+    """Every stopped task ECS lists during the rollout was interrupted by Spot (as ECS
+    answers with stopCode SpotInterruption): the revision is not judged failed."""
+    from deployer.rollout import watch
+
+    interrupted = [
+        stopped("SpotInterruption", "Your Spot Task was interrupted.", f"t{n}") for n in range(3)
+    ]
+    seen: list[int] = []
+
+    def tasks(self: Any, status: str, only_new: bool = False) -> list[dict[str, Any]]:
+        seen.append(1)
+        return interrupted if status == "STOPPED" else []
+
+    monkeypatch.setattr(watch.Watcher, "_tasks", tasks)
+    _, run = up(spot)
+    assert seen and run.rollout is not None and run.rollout.completed
+    assert run.rollout.failures == []
