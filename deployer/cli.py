@@ -577,13 +577,18 @@ def down(
             raise typer.Exit(ExitCode.LEAKS)
 
 
-def _down_and_audit(run: Run, renderer: Renderer, lock_wait: float = 0) -> bool:
+def _down_and_audit(
+    run: Run,
+    renderer: Renderer,
+    lock_wait: float = 0,
+    still_wanted: Callable[[], None] | None = None,
+) -> bool:
     """`down`'s work once confirmed, for `down` and `gc` alike: the ordered delete, what
     went (stdout), the leak audit and the step summary. False: the audit found leftovers."""
     from deployer import github, pipeline
 
     with renderer.progress():
-        result = pipeline.down(run, renderer, lock_wait=lock_wait)
+        result = pipeline.down(run, renderer, lock_wait=lock_wait, still_wanted=still_wanted)
     renderer.resources(result.deleted, "deleted")
     if result.kept:
         renderer.resources(result.kept, "kept (db.final_snapshot, db.snapshot_before_migrate)")
@@ -665,16 +670,21 @@ def gc(
             renderer.error("not confirmed; nothing was deleted", "answer y, or pass --yes (CI)")
             raise typer.Exit(1)
         codes = {name: _collect(config, name, region, profile, renderer) for name in expired}
-        left = [name for name, code in codes.items() if code != ExitCode.OK]
-        if left:
+        renewed = [name for name, code in codes.items() if code is None]
+        failed = {
+            name: code for name, code in codes.items() if code is not None and code != ExitCode.OK
+        }
+        if failed:
             renderer.error(
-                f"gc: {len(left)} of {len(expired)} preview(s) not fully deleted: "
-                + ", ".join(left),
+                f"gc: {len(failed)} of {len(expired)} preview(s) not fully deleted: "
+                + ", ".join(failed),
                 "see each one's lines above; run `nnote-deploy gc --yes` again",
             )
             # An error (1) outranks leftovers (5), as in `down`, where an error stops it.
-            raise typer.Exit(min(codes[name] for name in left))
-        renderer.line(f"gc: deleted {len(expired)} expired preview(s)", "bold green")
+            raise typer.Exit(min(failed.values()))
+        kept = f"; kept {len(renewed)} renewed since it was listed" if renewed else ""
+        deleted = len(expired) - len(renewed)
+        renderer.line(f"gc: deleted {deleted} expired preview(s){kept}", "bold green")
 
 
 def _expired_previews(
@@ -709,9 +719,13 @@ def _expired_previews(
 
 def _collect(
     config: Path, env: str, region: str | None, profile: str | None, renderer: Renderer
-) -> int:
+) -> int | None:
     """One expired preview down, as `down --yes` takes it: its exit code (5 leftovers, or
-    the error's), reported here; a failure does not stop the others."""
+    the error's), reported here; a failure does not stop the others. None: renewed since
+    gc listed it, so kept."""
+    from datetime import UTC, datetime
+
+    from deployer import previews
     from deployer.errors import DeployError, ExitCode
 
     try:
@@ -719,7 +733,14 @@ def _collect(
         if not run.config.preview:  # a preview by its name, but declared: never collected
             renderer.line(f"gc: {env} is named in deploy.toml; kept", "yellow")
             return ExitCode.OK
-        return ExitCode.OK if _down_and_audit(run, renderer) else ExitCode.LEAKS
+
+        def still_expired() -> None:
+            previews.ensure_expired(run.aws, run.owner, datetime.now(UTC))
+
+        return ExitCode.OK if _down_and_audit(run, renderer, 0, still_expired) else ExitCode.LEAKS
+    except previews.PreviewRenewed as renewed:
+        renderer.line(f"gc: {renewed.message}", "yellow")
+        return None
     except DeployError as error:
         renderer.error(f"gc: {env}: {error.message}", error.hint)
         return error.exit_code

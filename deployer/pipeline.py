@@ -383,11 +383,21 @@ class DownRefused(DeployError):
 
 
 def down(
-    run: Run, events: Events, *, lock_wait: float = 0, steps: list[Step] | None = None
+    run: Run,
+    events: Events,
+    *,
+    lock_wait: float = 0,
+    steps: list[Step] | None = None,
+    still_wanted: Callable[[], None] | None = None,
 ) -> DownResult:
+    """The ordered delete and the leak audit. `still_wanted` runs once the lock is held,
+    before anything is read or deleted: it raises to call the delete off (gc's check that a
+    preview has not been renewed meanwhile)."""
     steps = steps or owned_steps()
     lock = _take_lock(run, events, lock_wait)
     with _released(lock, events):
+        if still_wanted is not None:
+            still_wanted()
         observed = observe_all(run, steps)
         refusals = [r for step in steps for r in step.refusals(run, observed[step.name])]
         if refusals:

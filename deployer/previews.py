@@ -24,7 +24,7 @@ from typing import Any
 
 from deployer.aws import Aws, absent
 from deployer.config import is_preview_name
-from deployer.errors import ConfigError
+from deployer.errors import ConfigError, DeployError
 from deployer.inventory import (
     COMPONENT,
     EXPIRES,
@@ -261,6 +261,29 @@ def environments(
         latest = max((s for s in stamps if s), default=None) if preview else None
         found.append(Environment(name, preview, latest, len(hits)))
     return found
+
+
+class PreviewRenewed(DeployError):
+    """`gc` found, holding the preview's lock, that it no longer expires: an `up` of its pull
+    request renewed it after `gc` listed it. Nothing was deleted."""
+
+
+def ensure_expired(aws: Aws, owner: Owner, now: datetime) -> None:
+    """Raise PreviewRenewed unless the preview has still expired. `gc` asks once it holds the
+    preview's lock, just before deleting: it listed every preview at its start, and deleting
+    each of them takes minutes, time enough for a push to the pull request to `up` (and renew)
+    one still waiting its turn. An `up` under way holds the lock (gc cannot take it); one that
+    starts later waits for it, then makes the preview again. The tagging API shows a renewal
+    seconds late at most, against the minutes an `up` takes."""
+    # Not the lock gc itself holds (it carries gc's run's expiry), as `renew` leaves it.
+    hits = [(arn, tags) for arn, tags in tagged_everywhere(aws, owner) if _renewable(arn, tags)]
+    found = environments({owner.env: hits}, frozenset())
+    if found and found[0].preview and not found[0].expired(now):
+        expires = found[0].expires.strftime(FORMAT) if found[0].expires else "never"
+        raise PreviewRenewed(
+            f"{owner.env} was renewed after gc listed it (expires {expires}); kept",
+            "nothing to do: gc deletes it once it expires",
+        )
 
 
 def still_there(aws: Aws, app: str, env: str) -> bool:

@@ -326,6 +326,25 @@ def test_gc_deletes_only_the_expired_preview(cli) -> None:  # type: ignore[no-un
     assert again.code == 0 and "gc: 0 expired preview(s)" in again.err, again.text
 
 
+def test_gc_keeps_a_preview_renewed_after_it_listed_it(aws_env: dict[str, str]) -> None:
+    """gc lists the expired previews first, then deletes them one by one (minutes each): a
+    push that renews one still waiting its turn must keep it. gc reads the expiry again once
+    it holds that preview's lock."""
+    from deployer import cli as cli_module
+    from tests.deployer.faults import snapshot
+
+    _deploy_preview("pr-3", PAST)  # expired when gc listed it...
+    renewing = _preview_run("pr-3", FUTURE)
+    previews.renew(renewing.aws, renewing.owner)  # ...then an `up` of its pull request ran
+    before = snapshot()
+
+    code = cli_module._collect(ROOT / "deploy.toml", "pr-3", None, None, cli_module._renderer())
+
+    assert code is None, "kept, and not counted as a failure"
+    assert snapshot() == before, "nothing of the renewed preview was deleted"
+    assert previews.still_there(renewing.aws, "nnote", "pr-3")
+
+
 def test_gc_without_a_terminal_or_yes_deletes_nothing(cli) -> None:  # type: ignore[no-untyped-def]
     _deploy_preview("pr-1", PAST)
     done = cli("gc", "--config", str(ROOT / "deploy.toml"))
