@@ -16,9 +16,10 @@ LOG_LINES = 20
 STREAM = "app/app/{task_id}"
 # Stops ECS makes on purpose (a deployment replacing tasks, scaling in) are not failures.
 ROUTINE = ("Scaling activity initiated by", "Service scheduler initiated", "Deployment")
-# Fargate Spot took its capacity back (`service.spot`): a task stopped with two minutes'
-# warning says nothing about the revision it ran, and the service starts another.
-NOT_THE_REVISION = ("SpotInterruption",)
+# Fargate Spot took its capacity back (`service.spot`), or the task's host was being retired
+# (AWS's "underlying infrastructure maintenance": ECS TaskStopCode TerminationNotice): a task
+# stopped with warning says nothing about the revision it ran, and the service starts another.
+NOT_THE_REVISION = ("SpotInterruption", "TerminationNotice")
 
 
 @dataclass(frozen=True)

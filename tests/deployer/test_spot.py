@@ -160,8 +160,15 @@ def stopped(stop_code: str, reason: str, task: str = "abc") -> dict[str, Any]:
     }
 
 
-def test_a_spot_interruption_is_not_a_failure_of_the_revision() -> None:
-    interrupted = stopped("SpotInterruption", "Your Spot Task was interrupted.")
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [
+        ("SpotInterruption", "Your Spot Task was interrupted."),
+        ("TerminationNotice", "Task is being retired: infrastructure maintenance"),
+    ],
+)
+def test_a_spot_interruption_is_not_a_failure_of_the_revision(code: str, reason: str) -> None:
+    interrupted = stopped(code, reason)
     assert not failures.is_failure(interrupted)
     crashed = stopped("EssentialContainerExited", "Essential container in task exited")
     assert failures.is_failure(crashed), "a crash on Spot is still a failure"
