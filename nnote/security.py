@@ -74,8 +74,12 @@ def init_app(app: Flask) -> None:
     # Flask-WTF hands templates its `csrf_token` from a context processor; this one runs later.
     app.context_processor(lambda: {"csrf_token": csrf_token})
     login_manager.init_app(app)
-    app.after_request(_add_security_headers)
+    app.after_request(_no_store_when_logged_in)
     app.after_request(visitor_tokens.set_cookie)
+    every_answer: tuple[tuple[str, str], ...] = SECURITY_HEADERS
+    if app.config["SESSION_COOKIE_SECURE"]:
+        every_answer = (*every_answer, HTTPS_ONLY)
+    app.wsgi_app = _with_headers(app.wsgi_app, every_answer)  # type: ignore[method-assign]
     if app.config["SESSION_COOKIE_SECURE"]:
         # Served over HTTPS only (the front door redirects plain HTTP), though the last hop
         # may be HTTP (CloudFront to the load balancer, whose X-Forwarded-Proto then says
@@ -234,19 +238,29 @@ SIGNED_TOKENS_KEPT = 4096
 _signed_tokens: dict[tuple[Any, Any], str] = {}
 
 
-def _add_security_headers(response: Response) -> Response:
-    """Every answer's security headers, unless the view set one itself; one pass over the
-    headers (five `setdefault`s each scanned them)."""
-    headers = response.headers
-    present = {name.lower() for name, _value in headers}
-    wanted: tuple[tuple[str, str], ...] = SECURITY_HEADERS
-    if current_app.config["SESSION_COOKIE_SECURE"]:
-        wanted = (*wanted, HTTPS_ONLY)
-    if _logged_in():
-        # A private page is never stored: not by a shared cache, nor by the browser's
-        # back/forward cache, which would show it again after logging out.
-        wanted = (*wanted, NO_STORE)
-    headers.extend([header for header in wanted if header[0].lower() not in present])
+def _with_headers(wsgi_app: Any, headers: tuple[tuple[str, str], ...]) -> Any:
+    """Every answer's security headers, unless the view set one itself. Added to the WSGI
+    header list (plain tuples, checked once here) rather than to Werkzeug's Headers, which
+    checks each value on every response: that was a tenth of a visitor's log-in page."""
+    for name, value in headers:
+        assert "\n" not in name + value and "\r" not in name + value, name
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        def start(status: str, response_headers: list[tuple[str, str]], *info: Any) -> Any:
+            present = {name.lower() for name, _value in response_headers}
+            response_headers += [h for h in headers if h[0].lower() not in present]
+            return start_response(status, response_headers, *info)
+
+        return wsgi_app(environ, start)
+
+    return app
+
+
+def _no_store_when_logged_in(response: Response) -> Response:
+    """A private page is never stored: not by a shared cache, nor by the browser's
+    back/forward cache, which would show it again after logging out."""
+    if _logged_in() and not response.headers.getlist(NO_STORE[0]):
+        response.headers[NO_STORE[0]] = NO_STORE[1]
     return response
 
 

@@ -129,9 +129,19 @@ def test_session_cookie_flags(auth: AuthActions, client: FlaskClient) -> None:
         assert "Secure" not in cookie
 
 
-def test_cookies_secure_when_configured_for_https(app: Flask) -> None:
-    app.config.update(SESSION_COOKIE_SECURE=True, REMEMBER_COOKIE_SECURE=True)
-    auth = AuthActions(app.test_client())
+def test_cookies_secure_when_configured_for_https(tmp_path: Path) -> None:
+    from flask_migrate import upgrade
+
+    from tests.app.conftest import base_config
+
+    https = {"SESSION_COOKIE_SECURE": True, "REMEMBER_COOKIE_SECURE": True}
+    app = create_app({**base_config(f"sqlite:///{tmp_path / 'n.sqlite'}"), **https})
+    with app.app_context():
+        upgrade()
+    client = app.test_client()
+    # Over HTTPS a form needs a referrer of this site (CSRF's strict check), as a browser sends.
+    client.environ_base["HTTP_REFERER"] = "https://localhost/auth/signup"
+    auth = AuthActions(client)
     response = auth.signup()
     session = [c for c in response.headers.getlist("Set-Cookie") if c.startswith("session=")]
     assert session and "Secure" in session[0]
