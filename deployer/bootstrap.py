@@ -9,13 +9,18 @@ and `nnote:app`:
    the given environments and/or branches;
 3. docs/iam-policy.json as customer managed policies `{role}-1`, `{role}-2`, ... attached to the
    role: the document is larger than one managed policy may be (6,144 characters, whitespace not
-   counted), so its whole statements are split into as few policies as fit.
+   counted), so its whole statements are split into as few policies as fit;
+4. with a preview environment, the preview role (`{app}-preview-deploy`): assumable only by
+   jobs in that one GitHub environment, with the deploy policy narrowed to previews
+   (deployer/preview_policy.py), split the same way. A pull request's branch chooses the
+   workflow that runs, so previews must not deploy with the role that reaches staging and prod;
+   the deploy role never trusts the preview environment.
 
 The tag is not `nnote-deploy` on purpose: the deploy policy lets the deploy role change what is
 tagged nnote-deploy and named nnote-*, and the role must never be able to change itself.
 
 Every change is journaled; a failure undoes them newest first (what was created is deleted, a
-changed trust policy or default policy version is put back). `remove` deletes the role and our
+changed trust policy or default policy version is put back). `remove` deletes the roles and our
 policies, and the provider only when this app's bootstrap made it and no other role trusts it.
 """
 
@@ -30,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deployer import boundary, inventory
+from deployer import boundary, inventory, preview_policy
 from deployer.aws import Aws, absent, call, paginate
 from deployer.config import load
 from deployer.errors import ConfigError, DeployError, ExitCode, NotOwnedError
@@ -68,10 +73,20 @@ class BootstrapTarget:
     environments: tuple[str, ...] = ()
     branches: tuple[str, ...] = ()
     role_name: str = ""  # default `{app}-deploy`
+    preview_environment: str = ""  # the GitHub environment of the preview role's jobs, if any
 
     @property
     def role(self) -> str:
         return self.role_name or f"{self.app}-deploy"
+
+    @property
+    def preview_role(self) -> str:
+        """`-deploy` at the end, as docs/bootstrap-policy.json lets the administrator make."""
+        return f"{self.app}-preview-deploy"
+
+    def preview_subjects(self) -> list[str]:
+        """The one `sub` claim the preview role trusts: jobs in the preview environment."""
+        return [f"repo:{self.repository}:environment:{self.preview_environment}"]
 
     def subjects(self) -> list[str]:
         """The `sub` claims GitHub puts in the tokens of those jobs, sorted (a stable policy)."""
@@ -98,6 +113,22 @@ class BootstrapTarget:
             found.append("no environment and no branch: nobody could assume the role")
         names = [*self.environments, *self.branches]
         found += [f"{name!r}: not an exact name" for name in names if not REF_NAME.fullmatch(name)]
+        return found + self.preview_problems()
+
+    def preview_problems(self) -> list[str]:
+        preview = self.preview_environment
+        if not preview:
+            return []
+        found = [] if REF_NAME.fullmatch(preview) else [f"{preview!r}: not an exact name"]
+        if preview in self.environments:
+            found.append(
+                f"environment {preview!r} is the preview role's: the deploy role must not trust "
+                f"it (a pull request's branch chooses the workflow its jobs run)"
+            )
+        if not ROLE_NAME.fullmatch(self.preview_role):
+            found.append(f"preview role name: {self.preview_role!r} is longer than 64")
+        if self.role == self.preview_role:
+            found.append(f"role name: {self.role!r} is the preview role's; choose another")
         return found
 
 
@@ -108,18 +139,22 @@ def target_from_config(
     branches: Sequence[str] = (),
     role_name: str = "",
     region: str | None = None,
+    preview_environment: str = "",
 ) -> tuple[BootstrapTarget, str]:
     """The target for deploy.toml's app, and the region to work in. `environments=None` means
     every environment in deploy.toml but the `acceptance*` ones (a sandbox account's runs,
-    with a role of their own there); named ones must be in it. Raises ConfigError before any
-    AWS call."""
+    with a role of their own there); named ones must be in it. The preview environment is a
+    GitHub environment only (previews are not declared in deploy.toml). Raises ConfigError
+    before any AWS call."""
     names = _environment_names(path)
     # `load` validates the whole file (every environment) and reports it the usual way.
     config = load(path, names[0] if names else None, region)
     everyday = [name for name in names if not name.startswith(SANDBOX_PREFIX)]
     chosen = tuple(everyday if environments is None else environments)
     unknown = [env for env in chosen if env not in names]
-    target = BootstrapTarget(config.app, repository, chosen, tuple(branches), role_name)
+    target = BootstrapTarget(
+        config.app, repository, chosen, tuple(branches), role_name, preview_environment
+    )
     problems = [f"environment {env!r} is not in {path}" for env in unknown] + target.problems()
     if problems:
         raise ConfigError(
@@ -143,6 +178,37 @@ def _environment_names(path: Path) -> list[str]:
 def deploy_policy() -> dict[str, Any]:
     """docs/iam-policy.json: packaged beside this module in a wheel, else the checkout's."""
     return boundary.packaged_document(POLICY_FILE)
+
+
+@dataclass(frozen=True)
+class GithubRole:
+    """A role GitHub Actions assumes: its name, whose tokens it trusts, its permissions."""
+
+    name: str
+    subjects: tuple[str, ...]
+    permissions: Callable[[], dict[str, Any]]  # read only when the role is converged
+    source: str  # where the permissions come from, for descriptions and errors
+    purpose: str  # what GitHub Actions does with it, for the role's description
+
+
+def github_roles(target: BootstrapTarget) -> list[GithubRole]:
+    """The deploy role and, with a preview environment, the preview role."""
+    deploy = GithubRole(
+        target.role, tuple(target.subjects()), deploy_policy, f"docs/{POLICY_FILE}", "nnote-deploy"
+    )
+    if not target.preview_environment:
+        return [deploy]
+    return [deploy, preview_role(target, tuple(target.preview_subjects()))]
+
+
+def preview_role(target: BootstrapTarget, subjects: tuple[str, ...] = ()) -> GithubRole:
+    return GithubRole(
+        target.preview_role,
+        subjects,
+        lambda: preview_policy.preview_policy(deploy_policy()),
+        f"docs/{POLICY_FILE} narrowed to previews (docs/{preview_policy.FILE})",
+        "nnote-deploy for previews (pr-*) only",
+    )
 
 
 def minified(document: Mapping[str, Any]) -> str:
@@ -221,6 +287,8 @@ class BootstrapResult:
     role_arn: str = ""
     provider_arn: str = ""
     policy_arns: list[str] = field(default_factory=list)
+    preview_role_arn: str = ""
+    preview_policy_arns: list[str] = field(default_factory=list)
     boundary_arn: str = ""
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
@@ -230,8 +298,9 @@ class BootstrapResult:
 
     @property
     def variables(self) -> dict[str, str]:
-        """The repository variables deploy.yml reads."""
-        return {"AWS_DEPLOY_ROLE_ARN": self.role_arn, "AWS_REGION": self.region}
+        """The repository variables deploy.yml (and preview.yml) read."""
+        preview = {"AWS_PREVIEW_ROLE_ARN": self.preview_role_arn} if self.preview_role_arn else {}
+        return {"AWS_DEPLOY_ROLE_ARN": self.role_arn, **preview, "AWS_REGION": self.region}
 
     def gh_commands(self) -> list[str]:
         """`gh variable set` command lines that set `variables` on the repository."""
@@ -304,13 +373,39 @@ class _Bootstrap:
     """One bootstrap or remove: the account's ARNs, the journal, the result."""
 
     def __init__(
-        self, aws: Aws, target: BootstrapTarget, progress: Progress, journal: RunJournal
+        self,
+        aws: Aws,
+        target: BootstrapTarget,
+        progress: Progress,
+        journal: RunJournal,
+        role: GithubRole | None = None,
     ) -> None:
         self.aws, self.target, self.progress, self.journal = aws, target, progress, journal
-        self.role = target.role
+        self.github_role = role or github_roles(target)[0]
+        self.role = self.github_role.name
         self.tags = bootstrap_tags(target.app)
         self.result = BootstrapResult(target.repository, aws.region)
         self.iam_arn = ""  # arn:PARTITION:iam::ACCOUNT: (`locate`)
+        self.role_arn = ""  # this role's
+        self.policy_arns: list[str] = []
+
+    def for_role(self, role: GithubRole) -> _Bootstrap:
+        """The same run (journal, result, account) working on another role."""
+        work = _Bootstrap(self.aws, self.target, self.progress, self.journal, role)
+        work.result, work.iam_arn = self.result, self.iam_arn
+        return work
+
+    def role_works(self, roles: list[GithubRole]) -> list[_Bootstrap]:
+        return [self.for_role(role) for role in roles]
+
+    def keep_arns(self, works: list[_Bootstrap]) -> None:
+        """Into the result: the deploy role's ARNs, and the preview role's."""
+        for work in works:
+            if work.role == self.target.preview_role:
+                self.result.preview_role_arn = work.role_arn
+                self.result.preview_policy_arns = work.policy_arns
+            else:
+                self.result.role_arn, self.result.policy_arns = work.role_arn, work.policy_arns
 
     def note(self, message: str) -> None:
         self.progress.step_note(STEP, message)
@@ -372,26 +467,34 @@ class _Bootstrap:
         self.locate()
         found = self.find_policy(boundary.name(self.target.app))
         if self.target.github:
-            self.converge_github()
+            works = self.role_works(github_roles(self.target))
+            # What exists is read, and found ours, before anything is changed.
+            plans = [work.read_github_role() for work in works]
+            self.ensure_provider()
+            for work, plan in zip(works, plans, strict=True):
+                work.converge_github_role(plan)
+            self.keep_arns(works)
         self.ensure_boundary(found)
         return self.result
 
-    def converge_github(self) -> None:
-        chunks = policy_chunks(deploy_policy())
+    def read_github_role(self) -> _RolePlan:
+        chunks = policy_chunks(self.github_role.permissions())
         if len(chunks) > MANAGED_POLICIES_PER_ROLE:
             raise DeployError(
-                f"{POLICY_FILE} needs {len(chunks)} managed policies; a role takes "
+                f"{self.github_role.source} needs {len(chunks)} managed policies; a role takes "
                 f"{MANAGED_POLICIES_PER_ROLE}",
                 "raise the 'Managed policies per role' quota (up to 20) in Service Quotas",
             )
-        # What exists is read, and found ours, before anything is changed.
         role = self.find_role()
         policies = self.existing_policies(len(chunks))
         for number, policy in policies.items():
             self.check_owned("IAM policy", self.policy_name(number), policy.get("Tags"))
-        self.ensure_provider()
-        attached = self.ensure_role(role)
-        self.result.policy_arns = [
+        return _RolePlan(chunks, role, policies)
+
+    def converge_github_role(self, plan: _RolePlan) -> None:
+        chunks, policies = plan.chunks, plan.policies
+        attached = self.ensure_role(plan.role)
+        self.policy_arns = [
             self.ensure_policy(number, document, policies.get(number), attached)
             for number, document in enumerate(chunks, 1)
         ]
@@ -453,11 +556,11 @@ class _Bootstrap:
 
     def ensure_role(self, role: dict[str, Any] | None) -> set[str]:
         """The role with the wanted trust policy; the ARNs of the policies attached to it."""
-        trust = trust_policy(self.result.provider_arn, self.target.subjects())
+        trust = trust_policy(self.result.provider_arn, list(self.github_role.subjects))
         if role is None:
             self.create_role(trust)
             return set()
-        self.result.role_arn = role["Arn"]
+        self.role_arn = role["Arn"]
         same_trust = role.get("AssumeRolePolicyDocument") == trust
         if not same_trust:
             self.update_trust(role.get("AssumeRolePolicyDocument"), trust)
@@ -476,7 +579,8 @@ class _Bootstrap:
             "create_role",
             RoleName=self.role,
             AssumeRolePolicyDocument=minified(trust),
-            Description=f"GitHub Actions runs nnote-deploy for {self.target.repository}",
+            Description=f"GitHub Actions runs {self.github_role.purpose} for "
+            f"{self.target.repository}",
             MaxSessionDuration=SESSION_SECONDS,
             Tags=self.tags,
         )["Role"]
@@ -485,7 +589,7 @@ class _Bootstrap:
             self.undo("delete_role", RoleName=self.role),
             made=("iam:role", self.role),
         )
-        self.result.role_arn = role["Arn"]
+        self.role_arn = role["Arn"]
         self.report("created", f"IAM role {self.role}")
 
     def update_session(self, previous: int) -> None:
@@ -514,7 +618,7 @@ class _Bootstrap:
     ) -> str:
         name, arn = self.policy_name(number), self.policy_arn(number)
         if policy is None:
-            part = f"nnote-deploy's permissions (docs/{POLICY_FILE}), part {number}"
+            part = f"nnote-deploy's permissions ({self.github_role.source}), part {number}"
             self.create_policy(name, document, part)
         else:
             self.converge_document(name, policy["DefaultVersionId"], document)
@@ -636,10 +740,11 @@ class _Bootstrap:
     def remove(self) -> BootstrapResult:
         self.locate()
         if self.target.github:
-            self.remove_role()
-            found = self.existing_policies(MANAGED_POLICIES_PER_ROLE)
-            for number in sorted(found, reverse=True):
-                self.remove_policy(number, found[number])
+            # The preview role too, whether this run names its environment or not.
+            works = self.role_works([github_roles(self.target)[0], preview_role(self.target)])
+            for work in works:
+                work.remove_github_role()
+            self.keep_arns(works)
             self.remove_provider()
         else:
             self.remove_boundary()
@@ -662,12 +767,18 @@ class _Bootstrap:
         self.delete_policy(self.arn_of(name))
         self.report("deleted", f"IAM policy {name}")
 
+    def remove_github_role(self) -> None:
+        self.remove_role()
+        found = self.existing_policies(MANAGED_POLICIES_PER_ROLE)
+        for number in sorted(found, reverse=True):
+            self.remove_policy(number, found[number])
+
     def remove_role(self) -> None:
         found = absent(self.aws, "iam", "get_role", NO_SUCH, RoleName=self.role)
         if found is None:
             return
         self.check_owned("IAM role", self.role, found["Role"].get("Tags"))
-        self.result.role_arn = found["Role"]["Arn"]
+        self.role_arn = found["Role"]["Arn"]
         for policy in paginate(
             self.aws, "iam", "list_attached_role_policies", "AttachedPolicies", RoleName=self.role
         ):
@@ -685,7 +796,7 @@ class _Bootstrap:
             self.report("kept", f"IAM policy {name} (not made by bootstrap for this app)")
             return
         self.delete_policy(arn)
-        self.result.policy_arns.append(arn)
+        self.policy_arns.append(arn)
         self.report("deleted", f"IAM policy {name}")
 
     def remove_provider(self) -> None:
@@ -715,3 +826,12 @@ class _Bootstrap:
             for role in roles
             if provider_arn in json.dumps(role.get("AssumeRolePolicyDocument", ""))
         )
+
+
+@dataclass(frozen=True)
+class _RolePlan:
+    """What bootstrap found of one role before changing anything, and the policies it wants."""
+
+    chunks: list[dict[str, Any]]
+    role: dict[str, Any] | None
+    policies: dict[int, dict[str, Any]]

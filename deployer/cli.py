@@ -998,11 +998,19 @@ def bootstrap(
     role_name: Annotated[
         str, typer.Option("--role-name", help="The deploy role's name; default APP-deploy.")
     ] = "",
+    preview_env: Annotated[
+        str,
+        typer.Option(
+            "--preview-env",
+            help="The GitHub environment of preview.yml's jobs (e.g. preview): also make the "
+            "preview role APP-preview-deploy, trusted by it alone, allowed only pr-* envs.",
+        ),
+    ] = "",
     region: RegionOpt = None,
     profile: ProfileOpt = None,
     verbose: VerboseOpt = False,
     delete: Annotated[
-        bool, typer.Option("--delete", help="Remove the deploy role and its policies.")
+        bool, typer.Option("--delete", help="Remove the deploy and preview roles, their policies.")
     ] = False,
 ) -> None:
     """Once per account, as an administrator: task roles' boundary, GitHub's deploy role."""
@@ -1012,7 +1020,7 @@ def bootstrap(
     renderer = _renderer()
     with reported(renderer, verbose):
         target, region_name = bootstrapping.target_from_config(
-            config, repo, envs or None, branches or (), role_name, region
+            config, repo, envs or None, branches or (), role_name, region, preview_env
         )
         aws = Aws(region=region_name, profile=profile)
         identity = aws.identity()
@@ -1025,11 +1033,8 @@ def bootstrap(
                 renderer.result(f"{title}: {item}")
         renderer.calls(aws.log.total, aws.log.mutating)
         if result.role_arn and not delete:
-            renderer.line(
-                f"set the repository variables AWS_DEPLOY_ROLE_ARN={result.role_arn} and "
-                f"AWS_REGION={result.region}, e.g.:",
-                "bold green",
-            )
+            variables = " and ".join(f"{k}={v}" for k, v in result.variables.items())
+            renderer.line(f"set the repository variables {variables}, e.g.:", "bold green")
             for command in result.gh_commands():
                 renderer.result(command)
 

@@ -31,6 +31,7 @@ from deployer.bootstrap import (
     target_from_config,
 )
 from deployer.errors import ConfigError, DeployError, ExitCode, NotOwnedError
+from deployer.preview_policy import preview_policy
 from tests.deployer.conftest import REGION, ROOT
 from tests.deployer.faults import FailNth
 from tests.support.iam_policy import (
@@ -245,14 +246,21 @@ def test_bootstrap_with_other_environments_changes_only_the_trust_policy(
     ]
 
 
-def test_bootstrap_of_a_changed_deploy_policy_makes_a_new_default_version(
-    aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    bootstrap(admin(), TARGET)
+def bootstrap_twice_with_a_changed_policy(
+    target: BootstrapTarget, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Aws, dict[str, Any], bootstrap_module.BootstrapResult]:
+    """Bootstrap, then again once the deploy policy's last statement is renamed."""
+    bootstrap(admin(), target)
     changed = with_sid(DEPLOY_POLICY, LAST_SID, renamed(LAST_SID))
     monkeypatch.setattr(bootstrap_module, "deploy_policy", lambda: changed)
     aws = admin()
-    result = bootstrap(aws, TARGET)
+    return aws, changed, bootstrap(aws, target)
+
+
+def test_bootstrap_of_a_changed_deploy_policy_makes_a_new_default_version(
+    aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    aws, changed, result = bootstrap_twice_with_a_changed_policy(TARGET, monkeypatch)
     assert mutations(aws) == {"iam:CreatePolicyVersion": 1}
     policies = iam_state()["policies"]
     (updated,) = [name for name, policy in policies.items() if policy["default"] == "v2"]
@@ -390,6 +398,122 @@ def test_bootstrap_delete_keeps_our_provider_while_another_role_trusts_it(
     result = remove(admin(), TARGET)
     assert result.kept == [f"OIDC provider {HOST} (trusted by other-deploy)"]
     assert PROVIDER_ARN in iam_state()["providers"]
+
+
+# -- the preview role ------------------------------------------------------------------------
+
+PREVIEW_ROLE = "nnote-preview-deploy"
+PREVIEWS = BootstrapTarget("nnote", REPO, ("staging", "prod"), preview_environment="preview")
+
+
+def role_policies(role: str) -> list[Any]:
+    """The default documents of the policies attached to a role, in their numbers' order."""
+    attached = iam().list_attached_role_policies(RoleName=role)["AttachedPolicies"]
+    return [default_document(p["PolicyName"]) for p in sorted(attached, key=_number)]
+
+
+def _number(policy: dict[str, str]) -> int:
+    return int(policy["PolicyName"].rsplit("-", 1)[1])
+
+
+def trusted_subjects(role: str) -> Any:
+    (statement,) = iam().get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]["Statement"]
+    return statement["Condition"]["StringEquals"][f"{HOST}:sub"]
+
+
+def test_bootstrap_with_a_preview_environment_makes_the_preview_role_trusted_by_it_alone(
+    aws_env: dict[str, str],
+) -> None:
+    result = bootstrap(admin(), PREVIEWS)
+
+    role = iam().get_role(RoleName=PREVIEW_ROLE)["Role"]
+    assert tag_dict(role["Tags"]) == OURS
+    assert role["AssumeRolePolicyDocument"] == bootstrap_module.trust_policy(
+        PROVIDER_ARN, [f"repo:{REPO}:environment:preview"]
+    )
+    assert trusted_subjects(PREVIEW_ROLE) == [f"repo:{REPO}:environment:preview"]
+    assert role["MaxSessionDuration"] == 3 * 3600
+    preview = policy_chunks(preview_policy(DEPLOY_POLICY))
+    assert role_policies(PREVIEW_ROLE) == preview
+    names = [f"{PREVIEW_ROLE}-{n}" for n in range(1, len(preview) + 1)]
+    arns = [f"arn:aws:iam::{ACCOUNT}:policy/{name}" for name in names]
+    assert all(tag_dict(iam().list_policy_tags(PolicyArn=arn)["Tags"]) == OURS for arn in arns)
+    # The deploy role is as without previews: its own policies, and not the preview's subject.
+    assert role_policies(ROLE) == policy_chunks(DEPLOY_POLICY)
+    assert trusted_subjects(ROLE) == [
+        f"repo:{REPO}:environment:prod",
+        f"repo:{REPO}:environment:staging",
+    ]
+    assert (result.preview_role_arn, result.preview_policy_arns) == (
+        f"arn:aws:iam::{ACCOUNT}:role/{PREVIEW_ROLE}",
+        arns,
+    )
+    assert result.variables["AWS_PREVIEW_ROLE_ARN"] == result.preview_role_arn
+    assert f"IAM role {PREVIEW_ROLE}" in result.created
+    # The layer held every call to docs/bootstrap-policy.json (aws_env asserts no denial).
+
+
+def test_bootstrap_with_previews_a_second_time_makes_no_mutating_call(
+    aws_env: dict[str, str],
+) -> None:
+    bootstrap(admin(), PREVIEWS)
+    again = admin()
+    result = bootstrap(again, PREVIEWS)
+    assert again.log.mutating == 0, again.log.calls
+    assert (result.created, result.updated, result.deleted) == ([], [], [])
+    assert f"IAM role {PREVIEW_ROLE}" in result.unchanged
+
+
+def test_bootstrap_of_a_changed_deploy_policy_updates_the_preview_policy_too(
+    aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    aws, changed, _ = bootstrap_twice_with_a_changed_policy(PREVIEWS, monkeypatch)
+    assert mutations(aws) == {"iam:CreatePolicyVersion": 2}  # the last part of each role's
+    assert role_policies(PREVIEW_ROLE) == policy_chunks(preview_policy(changed))
+
+
+def test_bootstrap_delete_removes_the_preview_role_without_being_told_of_it(
+    aws_env: dict[str, str],
+) -> None:
+    before = iam_state()
+    made = bootstrap(admin(), PREVIEWS)
+    result = remove(admin(), TARGET)  # no preview environment named
+    assert iam_state() == before
+    parts = len(made.preview_policy_arns)
+    assert f"IAM role {PREVIEW_ROLE}" in result.deleted
+    assert [f"IAM policy {PREVIEW_ROLE}-{n}" for n in range(parts, 0, -1)] == [
+        item for item in result.deleted if item.startswith(f"IAM policy {PREVIEW_ROLE}-")
+    ]
+    assert result.deleted[-1] == f"OIDC provider {HOST}"  # once no role of ours trusts it
+
+
+def test_bootstrap_failing_in_the_preview_role_leaves_nothing(aws_env: dict[str, str]) -> None:
+    before = iam_state()
+    fault = FailNth("AttachRolePolicy", len(policy_chunks(DEPLOY_POLICY)) + 1)
+    with pytest.raises(BootstrapFailed) as failed:
+        bootstrap(admin(fault.hooks()), PREVIEWS)
+    assert failed.value.rollback.failed == []
+    assert iam_state() == before
+
+
+@pytest.mark.parametrize(
+    ("environments", "preview", "problem"),
+    [
+        (["staging", "preview"], "preview", "the deploy role must not trust it"),
+        (["staging"], "pre view", "not an exact name"),
+    ],
+)
+def test_target_refuses_a_deploy_role_trusting_the_preview_environment(
+    environments: list[str], preview: str, problem: str
+) -> None:
+    target = BootstrapTarget("nnote", REPO, tuple(environments), preview_environment=preview)
+    assert any(problem in found for found in target.problems()), target.problems()
+
+
+def test_target_from_config_refuses_the_preview_environment_among_the_deploy_roles() -> None:
+    with pytest.raises(ConfigError) as refused:
+        target_from_config(ROOT / "deploy.toml", REPO, ["staging"], preview_environment="staging")
+    assert any("must not trust" in problem for problem in refused.value.problems)
 
 
 # -- the policies and who may change them ---------------------------------------------------
@@ -601,3 +725,18 @@ def test_cli_bootstrap_prints_the_variables_then_changes_nothing_then_deletes(cl
     )
     assert gone.code == 0 and "deleted: " in gone.text
     assert "nnote-deploy" not in {r["RoleName"] for r in iam().list_roles()["Roles"]}
+
+
+def test_cli_bootstrap_with_a_preview_environment_prints_both_role_variables(cli) -> None:  # type: ignore[no-untyped-def]
+    as_admin = {"AWS_ACCESS_KEY_ID": BOOTSTRAP_KEY, "AWS_SECRET_ACCESS_KEY": BOOTSTRAP_KEY}
+    config = ("--config", str(ROOT / "deploy.toml"))
+    made = cli(
+        "bootstrap", "--repo", "ann/notes", "--preview-env", "preview", *config, env=as_admin
+    )
+    assert made.code == 0, made.text
+    preview_arn = f"arn:aws:iam::{ACCOUNT}:role/{PREVIEW_ROLE}"
+    assert f"AWS_PREVIEW_ROLE_ARN={preview_arn}" in made.text
+    assert f"gh variable set AWS_PREVIEW_ROLE_ARN --body {preview_arn} --repo ann/notes" in made.out
+    both = ("--env", "staging", "--preview-env", "staging")
+    refused = cli("bootstrap", "--repo", "ann/notes", *both, *config, env=as_admin)
+    assert refused.code == 3 and "must not trust" in refused.text, refused.text
