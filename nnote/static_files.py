@@ -25,9 +25,13 @@ COMPRESSED_TYPES = {".css", ".js", ".svg", ".txt", ".json", ".html"}
 @dataclass(frozen=True)
 class _Gzipped:
     body: bytes
-    etag: str
     modified: float
     size: int
+
+    @property
+    def etag(self) -> str:
+        """Its own ETag: the gzipped file is another representation than the file."""
+        return f"{self.modified}-{self.size}-gzip"
 
 
 _kept: dict[str, _Gzipped] = {}
@@ -74,6 +78,5 @@ def _gzipped(filename: str) -> _Gzipped | None:
     if kept is None or (kept.modified, kept.size) != (found.st_mtime, found.st_size):
         with open(path, "rb") as file:
             body = gzip.compress(file.read(), compresslevel=9, mtime=0)
-        etag = f"{found.st_mtime}-{found.st_size}-gzip"
-        kept = _kept[path] = _Gzipped(body, etag, found.st_mtime, found.st_size)
+        kept = _kept[path] = _Gzipped(body, found.st_mtime, found.st_size)
     return kept
