@@ -1,16 +1,19 @@
 """bootstrap: the one-time IAM set-up that lets GitHub Actions run nnote-deploy without keys.
 
 An administrator runs it once per account (again whenever docs/iam-policy.json or the allowed
-environments change); it converges three things, all tagged `nnote:managed-by = nnote-bootstrap`
-and `nnote:app`:
+environments change); it converges these, all tagged `nnote:managed-by = nnote-bootstrap` and
+`nnote:app`:
 
-1. the GitHub OIDC identity provider, reused when the account has one (then never changed);
-2. the deploy role (`{app}-deploy`), assumable only with a GitHub token for one repository and
+1. the permissions boundary of task roles (`{app}-deploy-boundary`) and, with a preview
+   environment, the previews' own (`{app}-preview-deploy-boundary`), narrower: see
+   deployer/boundary.py (the only thing made without a repository);
+2. the GitHub OIDC identity provider, reused when the account has one (then never changed);
+3. the deploy role (`{app}-deploy`), assumable only with a GitHub token for one repository and
    the given environments and/or branches;
-3. docs/iam-policy.json as customer managed policies `{role}-1`, `{role}-2`, ... attached to the
+4. docs/iam-policy.json as customer managed policies `{role}-1`, `{role}-2`, ... attached to the
    role: the document is larger than one managed policy may be (6,144 characters, whitespace not
    counted), so its whole statements are split into as few policies as fit;
-4. with a preview environment, the preview role (`{app}-preview-deploy`): assumable only by
+5. with a preview environment, the preview role (`{app}-preview-deploy`): assumable only by
    jobs in that one GitHub environment, with the deploy policy narrowed to previews
    (deployer/preview_policy.py), split the same way. A pull request's branch chooses the
    workflow that runs, so previews must not deploy with the role that reaches staging and prod;
@@ -21,7 +24,8 @@ tagged nnote-deploy and named nnote-*, and the role must never be able to change
 
 Every change is journaled; a failure undoes them newest first (what was created is deleted, a
 changed trust policy or default policy version is put back). `remove` deletes the roles and our
-policies, and the provider only when this app's bootstrap made it and no other role trusts it.
+policies, and the provider only when this app's bootstrap made it and no other role trusts it;
+without a repository, the boundaries instead, each only while no role carries it.
 """
 
 from __future__ import annotations
@@ -211,6 +215,35 @@ def preview_role(target: BootstrapTarget, subjects: tuple[str, ...] = ()) -> Git
     )
 
 
+@dataclass(frozen=True)
+class TaskBoundary:
+    """A permissions boundary of the roles nnote-deploy makes for tasks (deployer/boundary.py)."""
+
+    name: str
+    document: Callable[[], dict[str, Any]]  # read only when the boundary is converged
+    purpose: str  # for the policy's description
+    preview: bool = False  # the previews' own
+
+
+def task_boundaries(target: BootstrapTarget) -> list[TaskBoundary]:
+    """The boundary of every environment's roles and, with a preview environment, the
+    previews' own."""
+    every = TaskBoundary(
+        boundary.name(target.app),
+        boundary.document,
+        f"the most a task role of nnote-deploy may do (docs/{boundary.FILE})",
+    )
+    if not target.preview_environment:
+        return [every]
+    previews = TaskBoundary(
+        boundary.preview_name(target.app),
+        boundary.preview_document,
+        f"the most a preview's task role may do (docs/{preview_policy.BOUNDARY_FILE})",
+        preview=True,
+    )
+    return [every, previews]
+
+
 def minified(document: Mapping[str, Any]) -> str:
     return json.dumps(document, separators=(",", ":"))
 
@@ -290,6 +323,7 @@ class BootstrapResult:
     preview_role_arn: str = ""
     preview_policy_arns: list[str] = field(default_factory=list)
     boundary_arn: str = ""
+    preview_boundary_arn: str = ""
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
@@ -353,8 +387,9 @@ def bootstrap(
 
 def remove(aws: Aws, target: BootstrapTarget, progress: Progress | None = None) -> BootstrapResult:
     """`bootstrap --delete`: delete the role and our policies, and the provider when this app's
-    bootstrap made it and no other role trusts it. Nothing not ours is touched. Not rolled back:
-    it is idempotent, so running it again finishes an interrupted one."""
+    bootstrap made it and no other role trusts it; without a repository, the task roles'
+    boundaries, each only while no role carries it. Nothing not ours is touched. Not rolled
+    back: it is idempotent, so running it again finishes an interrupted one."""
     return _Bootstrap(aws, target, progress or SilentProgress(), RunJournal()).remove()
 
 
@@ -465,7 +500,8 @@ class _Bootstrap:
 
     def converge(self) -> BootstrapResult:
         self.locate()
-        found = self.find_policy(boundary.name(self.target.app))
+        boundaries = task_boundaries(self.target)
+        found = [self.find_policy(task_boundary.name) for task_boundary in boundaries]
         if self.target.github:
             works = self.role_works(github_roles(self.target))
             # What exists is read, and found ours, before anything is changed.
@@ -474,7 +510,8 @@ class _Bootstrap:
             for work, plan in zip(works, plans, strict=True):
                 work.converge_github_role(plan)
             self.keep_arns(works)
-        self.ensure_boundary(found)
+        for task_boundary, policy in zip(boundaries, found, strict=True):
+            self.ensure_boundary(task_boundary, policy)
         return self.result
 
     def read_github_role(self) -> _RolePlan:
@@ -508,15 +545,16 @@ class _Bootstrap:
         self.check_owned("IAM policy", name, found["Policy"].get("Tags"))
         return dict(found["Policy"])
 
-    def ensure_boundary(self, found: dict[str, Any] | None) -> None:
-        """The permissions boundary every role the deploy role makes must carry."""
-        name = boundary.name(self.target.app)
+    def ensure_boundary(self, wanted: TaskBoundary, found: dict[str, Any] | None) -> None:
+        """A permissions boundary the roles the deploy role makes must carry."""
         if found is None:
-            why = f"the most a task role of nnote-deploy may do (docs/{boundary.FILE})"
-            self.create_policy(name, boundary.document(), why)
+            self.create_policy(wanted.name, wanted.document(), wanted.purpose)
         else:
-            self.converge_document(name, found["DefaultVersionId"], boundary.document())
-        self.result.boundary_arn = self.arn_of(name)
+            self.converge_document(wanted.name, found["DefaultVersionId"], wanted.document())
+        if wanted.preview:
+            self.result.preview_boundary_arn = self.arn_of(wanted.name)
+        else:
+            self.result.boundary_arn = self.arn_of(wanted.name)
 
     def ensure_provider(self) -> None:
         arn = self.result.provider_arn
@@ -747,13 +785,14 @@ class _Bootstrap:
             self.keep_arns(works)
             self.remove_provider()
         else:
-            self.remove_boundary()
+            # The previews' too, whether this run names a preview environment or not.
+            for name in (boundary.preview_name(self.target.app), boundary.name(self.target.app)):
+                self.remove_boundary(name)
         return self.result
 
-    def remove_boundary(self) -> None:
-        """Only without --repo: the boundary outlives the GitHub role, which others may share.
+    def remove_boundary(self, name: str) -> None:
+        """Only without --repo: a boundary outlives the GitHub roles, which others may share.
         IAM refuses while a role still carries it (an environment not yet taken `down`)."""
-        name = boundary.name(self.target.app)
         found = absent(self.aws, "iam", "get_policy", NO_SUCH, PolicyArn=self.arn_of(name))
         if found is None:
             return

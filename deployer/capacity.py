@@ -17,15 +17,31 @@ One-off tasks (the migration, `nnote-deploy run`) always run on demand (RunTask 
 `launchType` FARGATE, deployer/oneoff.py): a migration interrupted halfway costs more than
 the pennies Spot would save. Neither the cluster's providers nor its default strategy (none
 is set) changes that.
+
+A cluster applies a change of its providers for a while after the call (its attachmentsStatus
+is UPDATE_IN_PROGRESS); meanwhile ECS refuses another PutClusterCapacityProviders with
+UpdateInProgressException. `add_providers` waits that out within the run's budget.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from itertools import count
+from typing import TYPE_CHECKING, Any
+
+from deployer.aws import call, retry_while
+
+if TYPE_CHECKING:
+    from deployer.steps.base import Run
 
 FARGATE = "FARGATE"
 FARGATE_SPOT = "FARGATE_SPOT"
 PROVIDERS = (FARGATE, FARGATE_SPOT)
+COMPONENT = "runtime"  # the step that owns the cluster (deployer/steps/runtime.py)
+# What ECS answers while the cluster still applies an earlier change (ours, retried by botocore
+# after a lost answer, or anyone's): UpdateInProgressException, and ResourceInUseException when
+# the list sent would drop a provider that change added and a task already uses (the answer the
+# Terraform AWS provider retries too). Both pass once the cluster is read again.
+CLUSTER_BUSY = ("UpdateInProgressException", "ResourceInUseException")
 
 
 def on_spot(service: dict[str, Any]) -> bool:
@@ -73,3 +89,33 @@ def providers_update(cluster: dict[str, Any]) -> dict[str, Any]:
 
 def describe(spot: bool) -> str:
     return "Fargate Spot" if spot else "on-demand Fargate"
+
+
+def add_providers(run: Run, cluster: dict[str, Any]) -> None:
+    """Associate FARGATE and FARGATE_SPOT with `cluster` (as DescribeClusters answered it),
+    waiting out an update the cluster is still applying. Each retry reads the cluster again:
+    the call replaces the whole list, and that update may have changed it (or added ours)."""
+    name = cluster["clusterName"]
+    attempts = count()
+
+    def put() -> None:
+        current = cluster if next(attempts) == 0 else _described(run, name) or cluster
+        if missing_providers(current):
+            call(run.aws, "ecs", "put_cluster_capacity_providers", **providers_update(current))
+
+    retry_while(
+        CLUSTER_BUSY,
+        run.dependency_budget_seconds,
+        put,
+        lambda code, left: run.note(
+            COMPONENT,
+            f"cluster {name} is still applying an earlier change ({code}); {left:.0f}s left",
+        ),
+        delay=min(5.0, run.poll_seconds),
+        sleep=run.sleep,
+    )
+
+
+def _described(run: Run, name: str) -> dict[str, Any] | None:
+    found = call(run.aws, "ecs", "describe_clusters", clusters=[name])["clusters"]
+    return dict(found[0]) if found else None

@@ -2,7 +2,8 @@
 
 The file has `app`, `region`, a `[defaults]` table and `[env.NAME]` tables whose keys
 override the defaults for that environment. A `[preview]` table is the template of every
-pull request's preview environment: `pr-<N>` not named under `[env]` is defaults + preview.
+pull request's preview environment: `pr-<N>` not named under `[env]` is defaults + preview,
+less what a preview cannot have (a domain, a certificate, autoscaling: NOT_FOR_PREVIEWS).
 Everything is validated before any AWS call: every bad field is reported at once, as
 `path: reason`, and unknown keys are errors.
 """
@@ -409,12 +410,12 @@ def _matches(pattern: str, value: str) -> bool:
 def _problems_of_every_env(file: FileSchema) -> list[str]:
     """Validate each environment's merged settings, and the preview template's; name each
     problem where it was written."""
-    problems: list[str] = []
+    problems = _not_for_previews_problems(file.preview)
     tables = {
         f"env.{name}": (_merged_settings(file, name), overrides)
         for name, overrides in file.env.items()
     }
-    tables["preview"] = (_merge(file.defaults, file.preview), file.preview)
+    tables["preview"] = (_preview_settings(file), file.preview)
     for where_written, (merged, overrides) in tables.items():
         try:
             Settings.model_validate(merged)
@@ -501,10 +502,45 @@ PRODUCTION_DEFAULTS = {
 
 
 def _merged_settings(file: FileSchema, env: str) -> dict[str, Any]:
-    base = _merge(PRODUCTION_DEFAULTS, file.defaults) if env in PRODUCTION_NAMES else file.defaults
     if env not in file.env and is_preview_name(env):
-        return _merge(base, file.preview)
+        return _preview_settings(file)
+    base = _merge(PRODUCTION_DEFAULTS, file.defaults) if env in PRODUCTION_NAMES else file.defaults
     return _merge(base, file.env[env])
+
+
+# What a preview cannot have. Previews deploy with the preview role (deployer/preview_policy.py,
+# LEFT_OUT), which may change no Route 53 record and register no scalable target; and one
+# [preview] table is the template of every preview, so they would all share its domain.
+# Written under [preview] these are refused, naming the key. Set under [defaults] they are
+# meant for the declared environments, and the preview template drops them: TOML cannot unset
+# an inherited key, so refusing them there too would bar them from [defaults] in any file
+# with a [preview] table.
+NOT_FOR_PREVIEWS = {
+    "domain": "every preview would share it, and the preview role may change no Route 53 record",
+    "hosted_zone": "previews have no domain whose records it would hold",
+    "certificate_arn": "previews have no domain: each is served on its own CloudFront URL",
+    "autoscaling": "the preview role may not register scalable targets",
+}
+
+
+def _preview_settings(file: FileSchema) -> dict[str, Any]:
+    """A preview's settings: [defaults] and [preview], without what previews cannot have."""
+    merged = _merge(file.defaults, file.preview)
+    service = merged.get("service")
+    if not isinstance(service, dict):
+        return merged  # not a table: the schema names that problem
+    kept = {key: value for key, value in service.items() if key not in NOT_FOR_PREVIEWS}
+    return {**merged, "service": kept}
+
+
+def _not_for_previews_problems(preview: dict[str, Any]) -> list[str]:
+    service = preview.get("service")
+    written = service if isinstance(service, dict) else {}
+    return [
+        f"preview.service.{key}: not for previews ({why}); set it under [env.NAME] instead"
+        for key, why in NOT_FOR_PREVIEWS.items()
+        if key in written
+    ]
 
 
 def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

@@ -203,16 +203,19 @@ def _database_offered(run: Run, _image: ImageStep | None) -> Check:
 
 
 def _boundary(run: Run, _image: ImageStep | None) -> Check:
-    arn = boundary.arn(run.aws, run.config.app)
-    name = boundary.name(run.config.app)
+    """The environment's boundary: a preview's roles get the previews' own (boundary.py)."""
+    preview = run.config.preview
+    arn = boundary.arn(run.aws, run.config.app, preview)
+    name = boundary.name_for(run.config.app, preview)
     found = absent(run.aws, "iam", "get_policy", ("NoSuchEntity",), PolicyArn=arn)
     if found:
         return Check("permissions boundary of task roles", True, name)
+    command = "bootstrap --preview-env preview" if preview else "bootstrap"
     return Check(
         "permissions boundary of task roles",
         False,
         f"the IAM policy {name} does not exist: the deploy role may create roles only with it",
-        "run `nnote-deploy bootstrap` once as an administrator (it makes it)",
+        f"run `nnote-deploy {command}` once as an administrator (it makes it)",
     )
 
 

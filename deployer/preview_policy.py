@@ -1,4 +1,5 @@
-"""The preview role's permissions: docs/iam-policy.json narrowed to previews (`pr-N`).
+"""The preview role's permissions, and its task roles' boundary: docs/iam-policy.json and
+docs/iam-task-boundary.json narrowed to previews (`pr-N`).
 
 A pull request's branch chooses the workflow file that runs for it, so whoever can push a
 branch can use the role that workflow assumes. The role previews deploy with must therefore
@@ -10,7 +11,9 @@ equal to it by a test):
    `nnote-*` -> `nnote-pr-*` (databases, snapshots, repositories, clusters, services, task
    definitions, load balancers, target groups, listeners, alarms, task roles; `ecs:cluster`
    conditions too), log groups `/nnote/*` -> `/nnote/nnote-pr-*`, secrets `nnote/*` ->
-   `nnote/pr-*`, lock parameters `/nnote-deploy/*` -> `/nnote-deploy/nnote/pr-*`;
+   `nnote/pr-*`, lock parameters `/nnote-deploy/*` -> `/nnote-deploy/nnote/pr-*`, and the
+   task roles' permissions boundary `nnote-deploy-boundary` -> `nnote-preview-deploy-boundary`
+   (the deploy policy allows roles either boundary; the preview policy, the previews' alone);
 2. tags: wherever a statement asks for our `nnote:managed-by` tag on the request or on the
    resource, it asks for an `nnote:env` tag like `pr-*` the same way (the same condition key,
    so the actions support it): what no name tells apart (VPCs, subnets, certificates,
@@ -20,6 +23,13 @@ equal to it by a test):
 
 What a preview still shares with every environment is in NOT_NARROWED, each with its reason;
 a test fails when a statement is neither narrowed to previews nor listed there.
+
+The previews' task boundary (deployer/boundary.py; docs/iam-task-boundary-preview.json, kept
+equal by a test) is the task boundary under rule 1's names (images of `nnote-pr-*`
+repositories: each environment has its own; logs `/nnote/nnote-pr-*`; secrets `nnote/pr-*`),
+and the RDS-managed secrets (`rds!db-*`, named by RDS, so no name tells them apart) only with
+the tag RDS puts on them naming an `nnote-pr-*` instance. A condition holds for every resource
+of its statement, so those secrets must have a statement of their own.
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ from typing import Any
 from deployer import inventory
 
 FILE = "iam-policy-preview.json"  # docs/: this module's result, for reading (a test keeps it)
+BOUNDARY_FILE = "iam-task-boundary-preview.json"  # docs/: preview_boundary's, the same way
 PREVIEW_ENV_PATTERN = "pr-*"  # deployer/config.py: previews are named pr-<N>
 ENV_TAG = inventory.ENV
 MANAGED_BY_TAG = inventory.MANAGED_BY
@@ -42,6 +53,8 @@ NAMES = {
     "log-group:/nnote/*": "log-group:/nnote/nnote-pr-*",  # /nnote/{app}-{env}
     "secret:nnote/*": "secret:nnote/pr-*",  # {app}/{env}/secret-key
     "parameter/nnote-deploy/*": "parameter/nnote-deploy/nnote/pr-*",  # /nnote-deploy/{app}/{env}/
+    # deployer/boundary.py: name(app) -> preview_name(app)
+    "policy/nnote-deploy-boundary": "policy/nnote-preview-deploy-boundary",
     "nnote-*": "nnote-pr-*",  # {app}-{env}...
 }
 _NAME = re.compile("|".join(re.escape(pattern) for pattern in NAMES))
@@ -69,7 +82,6 @@ NOT_NARROWED = {
     "HttpsCertificateRead": "read-only (describing certificates to find ours by its tags)",
     "HttpsDnsRecordsRead": "read-only",
     "HttpsFrontDoorRead": "read-only (finding our distribution by its comment and tags)",
-    "TaskRolesBoundaryRead": "read-only (the permissions boundary every task role carries)",
     "ServiceLinkedRolesOnFirstUse": "account-wide roles AWS names, made once per account",
     "CostPriceListRead": "read-only, public prices",
 }
@@ -87,12 +99,7 @@ def preview_policy(deploy: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _narrowed(statement: dict[str, Any]) -> dict[str, Any]:
-    resources = statement["Resource"]
-    statement["Resource"] = (
-        _preview_name(resources)
-        if isinstance(resources, str)
-        else [_preview_name(r) for r in resources]
-    )
+    statement["Resource"] = _preview_names(statement["Resource"])
     condition = statement.get("Condition", {})
     if "ArnLike" in condition:
         condition["ArnLike"] = {
@@ -106,7 +113,11 @@ def _narrowed(statement: dict[str, Any]) -> dict[str, Any]:
 
 
 def _preview_names(values: str | list[str]) -> str | list[str]:
-    return _preview_name(values) if isinstance(values, str) else [_preview_name(v) for v in values]
+    """Names that become the same one (both boundaries) are given once; one name as a string."""
+    if isinstance(values, str):
+        return _preview_name(values)
+    names = list(dict.fromkeys(_preview_name(v) for v in values))
+    return names[0] if len(names) == 1 else names
 
 
 def _preview_name(resource: str) -> str:
@@ -143,3 +154,41 @@ def rendered(deploy: Mapping[str, Any]) -> str:
     """docs/iam-policy-preview.json's text: the preview policy as docs/iam-policy.json is laid
     out."""
     return json.dumps(preview_policy(deploy), indent=2) + "\n"
+
+
+# -- the previews' task boundary ------------------------------------------------------------
+
+# RDS names the master-user secret it manages `rds!db-<UUID>` and tags it with its instance's
+# ARN: that tag is what tells a preview's database password from staging's.
+# https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-secrets-manager.html
+RDS_SECRETS = "secret:rds!db-*"
+RDS_INSTANCE_TAG = "secretsmanager:ResourceTag/aws:rds:primaryDBInstanceArn"
+RDS_INSTANCES = "arn:aws:rds:*:*:db:nnote-*"  # deployer/steps/database.py: {app}-{env}
+
+
+def preview_boundary(boundary: Mapping[str, Any]) -> dict[str, Any]:
+    """The task boundary narrowed to previews (the module docstring's last paragraph)."""
+    policy = copy.deepcopy(dict(boundary))
+    policy["Statement"] = [_bounded(statement) for statement in policy["Statement"]]
+    return policy
+
+
+def _bounded(statement: dict[str, Any]) -> dict[str, Any]:
+    narrowed = _narrowed(statement)
+    resources = _listed(narrowed["Resource"])
+    managed = [r for r in resources if r.endswith(RDS_SECRETS)]
+    if not managed:
+        return narrowed
+    if len(managed) < len(resources):
+        raise ValueError(
+            f"statement {statement.get('Sid', '?')}: the RDS-managed secrets need a statement "
+            "of their own (its instance condition would hold for every resource listed)"
+        )
+    like = narrowed.setdefault("Condition", {}).setdefault("StringLike", {})
+    like[RDS_INSTANCE_TAG] = _preview_name(RDS_INSTANCES)
+    return narrowed
+
+
+def rendered_boundary(boundary: Mapping[str, Any]) -> str:
+    """docs/iam-task-boundary-preview.json's text."""
+    return json.dumps(preview_boundary(boundary), indent=2) + "\n"

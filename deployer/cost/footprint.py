@@ -15,6 +15,7 @@ from typing import Any
 
 from deployer import capacity
 from deployer.config import PAST_STANDARD_SUPPORT, DeployConfig
+from deployer.steps.loadbalancer import PUBLIC_IPV6_ONLY
 
 EXTENDED_SUPPORT = "open-source-rds-extended-support"
 # CloudWatch bills alarms per metric they read: target tracking makes two alarms of one metric
@@ -56,8 +57,8 @@ class Footprint:
     secrets: int
     alarm_metrics: int
     cloudfront: bool
-    # An internet-facing load balancer has a public IPv4 address per zone; an internal one
-    # (behind a CloudFront VPC origin) none. Not offered by deploy.toml: what-if figures only.
+    # A load balancer with public IPv4 addresses has one per zone; behind CloudFront it has
+    # public IPv6 addresses only (steps/loadbalancer.py), which AWS does not bill.
     public_load_balancer: bool = True
 
     def keeping(self, deployed: Footprint) -> Footprint:
@@ -94,6 +95,7 @@ def wanted(config: DeployConfig) -> Footprint:
         alarm_metrics=(ROLLOUT_ALARM_METRICS if service.rollout.alarms else 0)
         + (SCALING_ALARM_METRICS if scaling else 0),
         cloudfront=service.behind_cloudfront,
+        public_load_balancer=not service.behind_cloudfront,
     )
 
 
@@ -130,6 +132,7 @@ def deployed(config: DeployConfig, observed: dict[str, Any]) -> Footprint:
         alarm_metrics=sum(map(_metrics_read, (service_step.get("alarms") or {}).values()))
         + (SCALING_ALARM_METRICS if service_step.get("scaling") else 0),
         cloudfront=bool((observed.get("endpoint") or {}).get("distribution")),
+        public_load_balancer=lb is not None and lb.get("IpAddressType") != PUBLIC_IPV6_ONLY,
     )
 
 

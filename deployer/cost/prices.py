@@ -1,7 +1,8 @@
 """Where the prices come from: the AWS Price List API for the environment's region when it
 answers, else the table shipped with the package (`prices.json`: its date, and for each figure
 where it came from). A price the API lacks is taken from the table; the summary says which
-source was used, and for what.
+source was used, and for what. A figure of the table that is no list price read for its region
+carries `estimate` (why), which the cost lines it prices repeat.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class PriceBook:
     source: str  # "price-list" or "table"
     summary: str  # one line naming the source(s)
     from_table: tuple[str, ...] = field(default=())  # keys the table gave beside the API
+    # Keys the table priced with an estimate, and why it is one.
+    estimates: dict[str, str] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -41,6 +44,7 @@ class PriceBook:
             "summary": self.summary,
             "from_table": list(self.from_table),
             "usd": dict(sorted(self.usd.items())),
+            "estimates": dict(sorted(self.estimates.items())),
         }
 
 
@@ -53,6 +57,12 @@ def table() -> dict[str, Any]:
 
 def table_prices(region: str) -> dict[str, float]:
     return {key: float(entry["usd"]) for key, entry in table()["regions"].get(region, {}).items()}
+
+
+def table_estimates(region: str, keys: Iterable[str]) -> dict[str, str]:
+    """Why each of `keys` the table prices in `region` with an estimate is one."""
+    entries = table()["regions"].get(region, {})
+    return {k: str(entries[k]["estimate"]) for k in keys if "estimate" in entries.get(k, {})}
 
 
 def resolve(aws: Aws, region: str, keys: Iterable[str]) -> PriceBook:
@@ -70,7 +80,8 @@ def resolve(aws: Aws, region: str, keys: Iterable[str]) -> PriceBook:
         summary += f"; from the table shipped with nnote-deploy ({table()['compiled']}): "
         summary += ", ".join(describe(k) for k in filled)
     usd = {**{k: shipped[k] for k in filled}, **listed}
-    return _require(PriceBook(region, usd, "price-list", summary, filled), keys, "")
+    book = PriceBook(region, usd, "price-list", summary, filled, table_estimates(region, filled))
+    return _require(book, keys, "")
 
 
 def _from_table(region: str, keys: list[str], why: str) -> PriceBook:
@@ -80,7 +91,7 @@ def _from_table(region: str, keys: list[str], why: str) -> PriceBook:
         f"(the AWS Price List API {why})"
     )
     usd = {k: shipped[k] for k in keys if k in shipped}
-    return PriceBook(region, usd, "table", summary, tuple(usd))
+    return PriceBook(region, usd, "table", summary, tuple(usd), table_estimates(region, usd))
 
 
 def _require(book: PriceBook, keys: list[str], why: str) -> PriceBook:

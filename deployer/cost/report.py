@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from deployer.cost import footprint, model, prices
@@ -57,9 +58,21 @@ def of_settings(run: Run, assumptions: Assumptions | None = None) -> CostReport:
     return CostReport(
         run.config.app,
         run.config.env,
-        model.estimate(wanted, book.usd, assumptions),
+        _marked(model.estimate(wanted, book.usd, assumptions), book.estimates),
         book,
         assumptions,
+    )
+
+
+def _marked(estimate: Estimate, estimates: Mapping[str, str]) -> Estimate:
+    """The lines, each priced by an estimate of the table saying so in its note."""
+    return Estimate(
+        tuple(
+            replace(line, note="; ".join(filter(None, (line.note, f"estimate: {why}"))))
+            if (why := estimates.get(line.price_key or ""))
+            else line
+            for line in estimate.lines
+        )
     )
 
 

@@ -37,6 +37,7 @@ ALL_VIEWER = "216adef6-5c7f-47e4-b989-5492eafa07d3"
 ALL_METHODS = ["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"]
 # A new or changed distribution reaches every edge location within minutes as a rule.
 DEPLOY_TIMEOUT_SECONDS = 1800.0
+ORIGIN_ADDRESSES = "ipv6"
 
 
 def _cloudfront(run: Run, operation: str, **params: Any) -> Any:
@@ -305,6 +306,8 @@ def distribution_config(run: Run, lb_dns: str, secret: str) -> dict[str, Any]:
                         # The load balancer's own name has no certificate CloudFront would
                         # accept, so this hop is HTTP (README: "HTTPS", what this leaves).
                         "OriginProtocolPolicy": "http-only",
+                        # The load balancer has public IPv6 addresses only (loadbalancer.py).
+                        "IpAddressType": ORIGIN_ADDRESSES,
                         "OriginReadTimeout": 30,
                         "OriginKeepaliveTimeout": 5,
                         "OriginSslProtocols": {"Quantity": 1, "Items": ["TLSv1.2"]},
@@ -339,6 +342,10 @@ def _converged(current: dict[str, Any], lb_dns: str, secret: str | None) -> dict
     for origin in origins:
         if origin["Id"] == ORIGIN_ID:
             origin["DomainName"] = lb_dns
+            origin["CustomOriginConfig"] = {
+                **origin.get("CustomOriginConfig", {}),
+                "IpAddressType": ORIGIN_ADDRESSES,
+            }
             if secret:
                 origin["CustomHeaders"] = {
                     "Quantity": 1,
@@ -357,6 +364,9 @@ def _drift(run: Run, distribution: dict[str, Any], lb_dns: str) -> str:
     origin = origins.get(ORIGIN_ID, {})
     if origin.get("DomainName") != lb_dns:
         return f"origin {origin.get('DomainName')} -> {lb_dns}"
+    addresses = origin.get("CustomOriginConfig", {}).get("IpAddressType") or "ipv4"
+    if addresses != ORIGIN_ADDRESSES:
+        return f"reach the origin over {ORIGIN_ADDRESSES} (was {addresses})"
     rule = (run.observed.get("loadbalancer") or {}).get("origin_rule")
     headers = {h["HeaderName"]: h["HeaderValue"] for h in _items(origin.get("CustomHeaders"))}
     if rule and headers.get(ORIGIN_HEADER) != secret_of(rule):

@@ -2,6 +2,11 @@
 target group health-checking the app (default /readyz: a revision that cannot reach its
 database never becomes healthy, so the circuit breaker rolls it back), and its listeners.
 
+Behind CloudFront the load balancer has public IPv6 addresses only (CloudFront reaches it
+over IPv6): AWS bills each public IPv4 address by the hour, one per zone. Serving a domain
+itself, it has public IPv4 addresses, as every viewer needs. Moving between the two, it has
+both until the new front door serves, then loses the old family (a retirement).
+
 Behind CloudFront (no domain), listener 80 answers 403 to everything except requests that
 carry the secret origin header CloudFront adds (a listener rule forwards those): the load
 balancer's own address serves nothing, even from inside CloudFront's address ranges (which
@@ -43,6 +48,13 @@ REDIRECT = {
     "RedirectConfig": {"Protocol": "HTTPS", "Port": "443", "StatusCode": "HTTP_301"},
 }
 DELAY_ATTRIBUTE = "deregistration_delay.timeout_seconds"
+PUBLIC_IPV6_ONLY = "dualstack-without-public-ipv4"
+BOTH_FAMILIES = "dualstack"
+ADDRESSES = {
+    "ipv4": "public IPv4",
+    BOTH_FAMILIES: "public IPv4 and IPv6",
+    PUBLIC_IPV6_ONLY: "public IPv6 only",
+}
 
 
 def _elb(run: Run, operation: str, **params: Any) -> Any:
@@ -119,10 +131,13 @@ class LoadBalancerStep(Step):
     def plan(self, run: Run, observed: Observed) -> list[Change]:
         name, path = run.config.prefix, run.config.settings.service.health_check_path
         changes = []
+        addresses = ADDRESSES[address_type(run)]
         if observed["lb"] is None:
-            changes.append(
-                Change(COMPONENT, "create", "elbv2:loadbalancer", name, "internet-facing")
-            )
+            detail = f"internet-facing, {addresses}"
+            changes.append(Change(COMPONENT, "create", "elbv2:loadbalancer", name, detail))
+        elif (current := ADDRESSES[observed["lb"].get("IpAddressType", "ipv4")]) != addresses:
+            detail = f"addresses: {current} -> {addresses}"
+            changes.append(Change(COMPONENT, "update", "elbv2:loadbalancer", name, detail))
         if observed["tg"] is None:
             changes.append(
                 Change(COMPONENT, "create", "elbv2:targetgroup", name, f"health check {path}")
@@ -159,6 +174,7 @@ class LoadBalancerStep(Step):
         network = inputs["network"]
         observed = self.observe(run)
         lb = observed["lb"] or self._create_lb(run, network)
+        self._converge_addresses(run, lb)
         tg = observed["tg"] or self._create_tg(run, network["vpc_id"])
         self._converge_health_check(run, tg, observed.get("delay"))
         certificate = inputs.get("certificate", {}).get("certificate_arn")
@@ -206,12 +222,30 @@ class LoadBalancerStep(Step):
             SecurityGroups=[network["security_groups"]["lb"]],
             Scheme="internet-facing",
             Type="application",
-            IpAddressType="ipv4",
+            IpAddressType=address_type(run),
             Tags=run.owner.tags(COMPONENT),
         )["LoadBalancers"][0]
         arn = lb["LoadBalancerArn"]
         _journal_created(run, f"load balancer {name}", LB_MISSING, "delete_load_balancer", arn)
         return dict(lb)
+
+    def _converge_addresses(self, run: Run, lb: dict[str, Any]) -> None:
+        """Both address families while the front door moves; the old one goes once the new
+        front door serves (CloudFront over IPv6, or viewers over IPv4)."""
+        current, wanted = lb.get("IpAddressType", "ipv4"), address_type(run)
+        if current == wanted:
+            return
+        arn, name = lb["LoadBalancerArn"], run.config.prefix
+        if current != BOTH_FAMILIES:
+            _set_addresses(run, arn, BOTH_FAMILIES)
+            run.journal.record(
+                COMPONENT,
+                f"gave load balancer {name} {ADDRESSES[BOTH_FAMILIES]} addresses",
+                partial(_set_addresses, run, arn, current),
+            )
+        old = "public IPv6" if wanted == "ipv4" else "public IPv4"
+        retire = partial(_set_addresses, run, arn, wanted)
+        run.retire(COMPONENT, f"the {old} addresses of load balancer {name}", retire)
 
     def _create_tg(self, run: Run, vpc_id: str) -> dict[str, Any]:
         name, service = run.config.prefix, run.config.settings.service
@@ -378,6 +412,15 @@ DELETED_BY_ARN = {
     "delete_listener": "ListenerArn",
     "delete_rule": "RuleArn",
 }
+
+
+def address_type(run: Run) -> str:
+    """The load balancer's addresses: public IPv6 only behind CloudFront, else public IPv4."""
+    return PUBLIC_IPV6_ONLY if run.config.settings.service.behind_cloudfront else "ipv4"
+
+
+def _set_addresses(run: Run, arn: str, kind: str) -> None:
+    _elb(run, "set_ip_address_type", LoadBalancerArn=arn, IpAddressType=kind)
 
 
 def _journal_created(run: Run, what: str, missing: tuple[str, ...], delete: str, arn: str) -> None:

@@ -1,23 +1,35 @@
-"""network: VPC with DNS hostnames, internet gateway, two public subnets, a route table with
-the default route, and three security groups: load balancer, app (container port from the load
-balancer only) and database (3306 from the app only). The load balancer takes 80 only from
-CloudFront's origin-facing addresses (AWS's managed prefix list) when CloudFront is the front
-door, else 80 and 443 from anywhere.
+"""network: a dual-stack VPC with DNS hostnames (its own CIDR, and an IPv6 /56 from Amazon),
+internet gateway, two public subnets (each with a /64 of the VPC's IPv6 block), a route table
+with the default routes of both (0.0.0.0/0 and ::/0 via the gateway), and three security
+groups: load balancer, app (container port from the load balancer only) and database (3306
+from the app only). The load balancer takes 80 only from CloudFront's IPv6 origin-facing
+addresses (AWS's managed prefix list) when CloudFront is the front door, else 80 and 443 from
+anywhere.
+
+IPv6 is what lets the load balancer behind CloudFront do without public IPv4 addresses, which
+AWS bills per hour (README, "What it costs"). It costs nothing, and a rollback keeps it: an
+IPv6 block serves no one until a load balancer uses it.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
+from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
 from deployer.aws import AwsError, call, retry_while
 from deployer.errors import DeployError
 from deployer.inventory import Resource
-from deployer.steps.base import Change, Observed, Outputs, Run, Step, undo_ignoring
+from deployer.steps.base import Change, Observed, Outputs, Run, Step, undo_ignoring, wait_for
 
 COMPONENT = "network"
 ANYWHERE = "0.0.0.0/0"
+ANYWHERE_IPV6 = "::/0"
+SUBNET_IPV6_PREFIX = 64  # the one size AWS allows for a subnet's IPv6 block
+# An Amazon-provided IPv6 block is "associating" for seconds as a rule.
+IPV6_ASSOCIATION_TIMEOUT_SECONDS = 300.0
 GONE = (
     "InvalidVpcID.NotFound",
     "InvalidSubnetID.NotFound",
@@ -43,11 +55,22 @@ FARGATE_ZONE_IDS = {
 AVOIDED_ZONE_IDS = {"use1-az3"}
 ZONE_ID = re.compile(r"^[a-z]+[0-9]*-az[0-9]+$")
 ROLES = ("lb", "app", "db")
-# AWS keeps this list of the addresses CloudFront reaches origins from up to date. It counts
-# as its maximum size (55 today) against the 60 inbound rules of a security group: one rule.
-CLOUDFRONT_PREFIX_LIST = "com.amazonaws.global.cloudfront.origin-facing"
+# AWS keeps these lists of the addresses CloudFront reaches origins from up to date. Each counts
+# as its maximum size (55 today) against the 60 inbound rules of a security group for its
+# address family. CloudFront reaches our load balancer over IPv6 (it has no public IPv4); the
+# IPv4 list is only what older environments allowed, known so that its rule can be retired.
+CLOUDFRONT_PREFIX_LIST = "com.amazonaws.global.ipv6.cloudfront.origin-facing"
+CLOUDFRONT_IPV4_PREFIX_LIST = "com.amazonaws.global.cloudfront.origin-facing"
 
 Rule = tuple[str, int, int, str]  # protocol, from port, to port, "cidr:..." or "sg:ROLE"
+CLOUDFRONT: Rule = ("tcp", 80, 80, "pl:cloudfront")
+CLOUDFRONT_IPV4: Rule = ("tcp", 80, 80, "pl:cloudfront-ipv4")
+# AWS counts a rule naming an AWS-managed list as its weight (55 for CloudFront's) against a
+# group's 60 rules of each address family, so the two CloudFront lists cannot be allowed at
+# once. While an environment made before moves to IPv6, port 80 admits IPv6 from anywhere
+# instead (the listener still serves only requests with CloudFront's secret header), until
+# the load balancer is IPv6-only and the IPv6 list can take the IPv4 one's place.
+MOVING: Rule = ("tcp", 80, 80, f"cidr6:{ANYWHERE_IPV6}")
 
 
 def _ec2(run: Run, operation: str, **params: Any) -> Any:
@@ -71,9 +94,9 @@ class NetworkStep(Step):
         )
         return {
             "vpc": vpc,
-            "prefix_list": cloudfront_prefix_list(run)
+            "prefix_lists": cloudfront_prefix_lists(run)
             if run.config.settings.service.behind_cloudfront
-            else None,
+            else {},
             "dns_hostnames": dns["EnableDnsHostnames"]["Value"],
             "igw": next(
                 iter(_ec2(run, "describe_internet_gateways", Filters=filters)["InternetGateways"]),
@@ -125,14 +148,20 @@ class NetworkStep(Step):
         prefix, settings = run.config.prefix, run.config.settings.network
         if observed["vpc"] is None:
             return [
-                Change(COMPONENT, "create", "ec2:vpc", prefix, settings.vpc_cidr),
+                Change(
+                    COMPONENT, "create", "ec2:vpc", prefix, f"{settings.vpc_cidr} and an IPv6 /56"
+                ),
                 Change(COMPONENT, "create", "ec2:internet-gateway", prefix),
                 *[
-                    Change(COMPONENT, "create", "ec2:subnet", cidr)
+                    Change(COMPONENT, "create", "ec2:subnet", cidr, "and an IPv6 /64")
                     for cidr in settings.public_subnets
                 ],
                 Change(
-                    COMPONENT, "create", "ec2:route-table", prefix, "default route via the gateway"
+                    COMPONENT,
+                    "create",
+                    "ec2:route-table",
+                    prefix,
+                    "default routes (IPv4, IPv6) via the gateway",
                 ),
                 *[
                     Change(COMPONENT, "create", "ec2:security-group", f"{prefix}-{role}")
@@ -156,11 +185,18 @@ class NetworkStep(Step):
                     COMPONENT, "update", "ec2:internet-gateway", igw["InternetGatewayId"], "attach"
                 )
             )
+        if _ipv6_block(observed["vpc"]) is None:
+            changes.append(Change(COMPONENT, "update", "ec2:vpc", vpc_id, "add an IPv6 /56"))
         have = {s["CidrBlock"]: s for s in observed["subnets"]}
         changes += [
-            Change(COMPONENT, "create", "ec2:subnet", c)
+            Change(COMPONENT, "create", "ec2:subnet", c, "and an IPv6 /64")
             for c in settings.public_subnets
             if c not in have
+        ]
+        changes += [
+            Change(COMPONENT, "update", "ec2:subnet", have[c]["SubnetId"], "add an IPv6 /64")
+            for c in settings.public_subnets
+            if c in have and _ipv6_block(have[c]) is None
         ]
         changes += self._route_drift(
             observed, [have[c]["SubnetId"] for c in settings.public_subnets if c in have]
@@ -182,16 +218,17 @@ class NetworkStep(Step):
             ]
         changes = []
         igw_id = observed["igw"]["InternetGatewayId"] if observed["igw"] else None
-        if _default_route_target(table) != igw_id or igw_id is None:
-            changes.append(
-                Change(
-                    COMPONENT,
-                    "update",
-                    "ec2:route-table",
-                    table["RouteTableId"],
-                    "restore default route 0.0.0.0/0 via the internet gateway",
+        for destination in (ANYWHERE, ANYWHERE_IPV6):
+            if _default_route_target(table, destination) != igw_id or igw_id is None:
+                changes.append(
+                    Change(
+                        COMPONENT,
+                        "update",
+                        "ec2:route-table",
+                        table["RouteTableId"],
+                        f"restore default route {destination} via the internet gateway",
+                    )
                 )
-            )
         associated = {a.get("SubnetId") for a in table.get("Associations", [])}
         changes += [
             Change(
@@ -210,14 +247,18 @@ class NetworkStep(Step):
             for role in ROLES
             if f"{run.config.prefix}-{role}" in groups
         }
-        if observed.get("prefix_list"):
-            ids["cloudfront"] = observed["prefix_list"]
+        ids.update(observed.get("prefix_lists") or {})
         for role in ROLES:
             name = f"{run.config.prefix}-{role}"
             if name not in groups:
                 changes.append(Change(COMPONENT, "create", "ec2:security-group", name))
                 continue
-            missing, extra = _rule_diff(self.wanted_rules(run, role), groups[name], ids)
+            moving = _moving(run, role, groups[name], ids)
+            wanted = self.wanted_rules(run, role, moving)
+            missing, extra = _rule_diff(wanted, groups[name], ids)
+            if moving:
+                detail = "then CloudFront's IPv6 list instead of its IPv4 one, once IPv6 serves"
+                changes.append(Change(COMPONENT, "update", "ec2:security-group", name, detail))
             changes += [
                 Change(COMPONENT, "update", "ec2:security-group", name, f"allow {_show(r)}")
                 for r in missing
@@ -229,9 +270,9 @@ class NetworkStep(Step):
         return changes
 
     @staticmethod
-    def wanted_rules(run: Run, role: str) -> set[Rule]:
+    def wanted_rules(run: Run, role: str, moving: bool = False) -> set[Rule]:
         port = run.config.settings.service.container_port
-        front: set[Rule] = {("tcp", 80, 80, "pl:cloudfront")}
+        front: set[Rule] = {CLOUDFRONT_IPV4, MOVING} if moving else {CLOUDFRONT}
         if not run.config.settings.service.behind_cloudfront:
             front = {("tcp", 80, 80, f"cidr:{ANYWHERE}"), ("tcp", 443, 443, f"cidr:{ANYWHERE}")}
         return {
@@ -245,8 +286,9 @@ class NetworkStep(Step):
     def apply(self, run: Run, inputs: dict[str, Outputs]) -> Outputs:
         observed = self.observe(run)
         vpc_id = self._ensure_vpc(run, observed)
+        vpc_ipv6 = self._ensure_vpc_ipv6(run, observed, vpc_id)
         igw_id = self._ensure_gateway(run, observed, vpc_id)
-        subnet_ids = self._ensure_subnets(run, observed, vpc_id)
+        subnet_ids = self._ensure_subnets(run, observed, vpc_id, vpc_ipv6)
         self._ensure_routes(run, observed, vpc_id, igw_id, subnet_ids)
         group_ids = self._ensure_groups(run, observed, vpc_id)
         return {"vpc_id": vpc_id, "subnet_ids": subnet_ids, "security_groups": group_ids}
@@ -259,6 +301,7 @@ class NetworkStep(Step):
                 run,
                 "create_vpc",
                 CidrBlock=run.config.settings.network.vpc_cidr,
+                AmazonProvidedIpv6CidrBlock=True,
                 TagSpecifications=run.owner.tag_specifications("vpc", COMPONENT, run.config.prefix),
             )["Vpc"]
             vpc_id = vpc["VpcId"]
@@ -285,6 +328,30 @@ class NetworkStep(Step):
                     ),
                 )
         return vpc_id
+
+    def _ensure_vpc_ipv6(self, run: Run, observed: Observed, vpc_id: str) -> str:
+        """The VPC's IPv6 /56, once associated (a new VPC asked for it at creation). A rollback
+        keeps it: it costs nothing and serves no one until a load balancer uses it."""
+        vpc = observed["vpc"]
+        ready = _ipv6_block(vpc, ready=True) if vpc is not None else None
+        if ready is not None:
+            return ready
+        if vpc is not None and _ipv6_block(vpc) is None:
+            _ec2(run, "associate_vpc_cidr_block", VpcId=vpc_id, AmazonProvidedIpv6CidrBlock=True)
+            run.note(COMPONENT, f"added an IPv6 block to VPC {vpc_id} (kept on rollback)")
+
+        def associated() -> str | None:
+            [found] = _ec2(run, "describe_vpcs", VpcIds=[vpc_id])["Vpcs"]
+            return _ipv6_block(found, ready=True)
+
+        return wait_for(
+            run,
+            COMPONENT,
+            associated,
+            f"waiting for the IPv6 block of VPC {vpc_id}",
+            IPV6_ASSOCIATION_TIMEOUT_SECONDS,
+            partial(_ipv6_timed_out, vpc_id),
+        )
 
     def _ensure_gateway(self, run: Run, observed: Observed, vpc_id: str) -> str:
         igw = observed.get("igw")
@@ -320,11 +387,15 @@ class NetworkStep(Step):
             )
         return str(igw_id)
 
-    def _ensure_subnets(self, run: Run, observed: Observed, vpc_id: str) -> list[str]:
+    def _ensure_subnets(
+        self, run: Run, observed: Observed, vpc_id: str, vpc_ipv6: str
+    ) -> list[str]:
         settings = run.config.settings.network
-        have = {s["CidrBlock"]: s["SubnetId"] for s in observed.get("subnets", [])}
+        subnets = observed.get("subnets", [])
+        have = {s["CidrBlock"]: s["SubnetId"] for s in subnets}
         missing = [c for c in settings.public_subnets if c not in have]
         zones = list(settings.availability_zones or ()) or (fargate_zones(run) if missing else [])
+        free_ipv6 = _free_ipv6_blocks(vpc_ipv6, subnets)
         for index, cidr in enumerate(settings.public_subnets):
             if cidr in have:
                 continue
@@ -333,6 +404,7 @@ class NetworkStep(Step):
                 "create_subnet",
                 VpcId=vpc_id,
                 CidrBlock=cidr,
+                Ipv6CidrBlock=next(free_ipv6),
                 **_zone_parameter(zones[index]),
                 TagSpecifications=run.owner.tag_specifications(
                     "subnet", COMPONENT, f"{run.config.prefix}-public-{index + 1}"
@@ -355,7 +427,27 @@ class NetworkStep(Step):
                 SubnetId=subnet_id,
                 MapPublicIpOnLaunch={"Value": True},
             )
-        return [have[c] for c in settings.public_subnets]
+        by_id = {s["SubnetId"]: s for s in subnets}
+        wanted = [have[c] for c in settings.public_subnets]
+        for subnet_id in wanted:
+            if subnet_id in by_id and _ipv6_block(by_id[subnet_id]) is None:
+                block = next(free_ipv6)
+                _ec2(run, "associate_subnet_cidr_block", SubnetId=subnet_id, Ipv6CidrBlock=block)
+                run.note(COMPONENT, f"added IPv6 block {block} to subnet {subnet_id}")
+        if not all(i in by_id and _ipv6_block(by_id[i], ready=True) for i in wanted):
+            self._wait_subnets_ipv6(run, wanted)
+        return wanted
+
+    def _wait_subnets_ipv6(self, run: Run, subnet_ids: list[str]) -> None:
+        """A load balancer takes IPv6 addresses only in subnets whose block is associated."""
+
+        def associated() -> bool | None:
+            found = _ec2(run, "describe_subnets", SubnetIds=subnet_ids)["Subnets"]
+            return all(_ipv6_block(s, ready=True) for s in found) or None
+
+        waiting = "waiting for the IPv6 blocks of the subnets"
+        timed_out = partial(_ipv6_timed_out, ", ".join(subnet_ids))
+        wait_for(run, COMPONENT, associated, waiting, IPV6_ASSOCIATION_TIMEOUT_SECONDS, timed_out)
 
     def _ensure_routes(
         self, run: Run, observed: Observed, vpc_id: str, igw_id: str, subnet_ids: list[str]
@@ -378,26 +470,8 @@ class NetworkStep(Step):
                 made=("ec2:route-table", table_id),
             )
         table_id = table["RouteTableId"]
-        target = _default_route_target(table)
-        if target != igw_id:
-            operation = "replace_route" if target else "create_route"
-            _ec2(
-                run,
-                operation,
-                RouteTableId=table_id,
-                DestinationCidrBlock=ANYWHERE,
-                GatewayId=igw_id,
-            )
-            run.journal.record(
-                COMPONENT,
-                f"set default route of {table_id}",
-                undo_ignoring(
-                    GONE,
-                    lambda: _ec2(
-                        run, "delete_route", RouteTableId=table_id, DestinationCidrBlock=ANYWHERE
-                    ),
-                ),
-            )
+        for destination in (ANYWHERE, ANYWHERE_IPV6):
+            self._ensure_default_route(run, table, destination, igw_id)
         associated = {a.get("SubnetId") for a in table.get("Associations", [])}
         for subnet_id in subnet_ids:
             if subnet_id in associated:
@@ -414,6 +488,25 @@ class NetworkStep(Step):
                     partial(_ec2, run, "disassociate_route_table", AssociationId=association_id),
                 ),
             )
+
+    def _ensure_default_route(
+        self, run: Run, table: dict[str, Any], destination: str, igw_id: str
+    ) -> None:
+        table_id = table["RouteTableId"]
+        target = _default_route_target(table, destination)
+        if target == igw_id:
+            return
+        key = "DestinationIpv6CidrBlock" if destination == ANYWHERE_IPV6 else "DestinationCidrBlock"
+        operation = "replace_route" if target else "create_route"
+        _ec2(run, operation, RouteTableId=table_id, GatewayId=igw_id, **{key: destination})
+        run.journal.record(
+            COMPONENT,
+            f"set default route {destination} of {table_id}",
+            undo_ignoring(
+                GONE,
+                partial(_ec2, run, "delete_route", RouteTableId=table_id, **{key: destination}),
+            ),
+        )
 
     def _ensure_groups(self, run: Run, observed: Observed, vpc_id: str) -> dict[str, str]:
         groups = dict(observed.get("groups", {}))
@@ -447,7 +540,7 @@ class NetworkStep(Step):
             ids[role] = groups[name]["GroupId"]
         sources = dict(ids)
         if run.config.settings.service.behind_cloudfront:
-            sources["cloudfront"] = observed.get("prefix_list") or cloudfront_prefix_list(run)
+            sources.update(observed.get("prefix_lists") or cloudfront_prefix_lists(run))
         for role in ROLES:
             self._converge_rules(run, role, groups[f"{run.config.prefix}-{role}"], sources)
         return ids
@@ -456,7 +549,8 @@ class NetworkStep(Step):
         self, run: Run, role: str, group: dict[str, Any], ids: dict[str, str]
     ) -> None:
         group_id = group["GroupId"]
-        missing, extra = _rule_diff(self.wanted_rules(run, role), group, ids)
+        moving = _moving(run, role, group, ids)
+        missing, extra = _rule_diff(self.wanted_rules(run, role, moving), group, ids)
         # Each undo is bound to its own rules (a closure over one shared name would revoke
         # the other list's rules when both lists change).
         allowed = [_permission(rule, ids) for rule in sorted(missing)]
@@ -470,6 +564,9 @@ class NetworkStep(Step):
                 f"allowed {len(allowed)} rule(s) on {group_id}",
                 undo_ignoring(GONE, partial(revoke, IpPermissions=allowed)),
             )
+        if moving:
+            finish = partial(self._finish_move, run, group_id, ids)
+            run.retire(COMPONENT, f"CloudFront's IPv4 way into {group_id}", finish)
         if revoked and role == "lb":
             # The load balancer's old way in (from anywhere, or from CloudFront) closes only
             # once the new front door serves.
@@ -482,6 +579,18 @@ class NetworkStep(Step):
                 f"revoked {len(revoked)} unexpected rule(s) on {group_id}",
                 partial(authorize, IpPermissions=revoked),
             )
+
+    @staticmethod
+    def _finish_move(run: Run, group_id: str, ids: dict[str, str]) -> None:
+        """The load balancer is IPv6-only and CloudFront reaches it over IPv6: its IPv6 list
+        takes the IPv4 one's place (one at a time: AWS counts each as 55 of both families'
+        60 rules), while IPv6 from anywhere keeps CloudFront in, then that goes too."""
+        for operation, rule in (
+            ("revoke_security_group_ingress", CLOUDFRONT_IPV4),
+            ("authorize_security_group_ingress", CLOUDFRONT),
+            ("revoke_security_group_ingress", MOVING),
+        ):
+            _ec2(run, operation, GroupId=group_id, IpPermissions=[_permission(rule, ids)])
 
     # -- deleting ---------------------------------------------------------------------------
 
@@ -610,7 +719,7 @@ def ignore_gone(action: Any) -> Any:
 
 
 def cloudfront_prefix_list(run: Run) -> str:
-    """The id of AWS's list of CloudFront's origin-facing addresses in this region."""
+    """The id of AWS's list of CloudFront's IPv6 origin-facing addresses in this region."""
     lists = _ec2(
         run,
         "describe_managed_prefix_lists",
@@ -624,6 +733,46 @@ def cloudfront_prefix_list(run: Run) -> str:
     return str(lists[0]["PrefixListId"])
 
 
+def cloudfront_prefix_lists(run: Run) -> dict[str, str]:
+    """The rule sources of CloudFront's lists: the IPv6 one we allow, and the IPv4 one older
+    environments allowed (so that its rule reads as such when it is retired)."""
+    names = {CLOUDFRONT_PREFIX_LIST: "cloudfront", CLOUDFRONT_IPV4_PREFIX_LIST: "cloudfront-ipv4"}
+    lists = _ec2(
+        run,
+        "describe_managed_prefix_lists",
+        Filters=[{"Name": "prefix-list-name", "Values": list(names)}],
+    )["PrefixLists"]
+    found = {names[p["PrefixListName"]]: str(p["PrefixListId"]) for p in lists}
+    if "cloudfront" not in found:
+        cloudfront_prefix_list(run)  # raises, with its fix
+    return found
+
+
+def _ipv6_block(resource: dict[str, Any], ready: bool = False) -> str | None:
+    """A VPC's or subnet's IPv6 block (associated, or on its way unless `ready`)."""
+    states = ("associated",) if ready else ("associating", "associated")
+    for association in resource.get("Ipv6CidrBlockAssociationSet") or []:
+        state = association.get("Ipv6CidrBlockState", {}).get("State")
+        if state in states:
+            return str(association["Ipv6CidrBlock"])
+    return None
+
+
+def _free_ipv6_blocks(vpc_block: str, subnets: list[dict[str, Any]]) -> Iterator[str]:
+    """The VPC's /64s that no subnet of it uses yet, in order."""
+    used = {_ipv6_block(s) for s in subnets}
+    for block in ipaddress.ip_network(vpc_block).subnets(new_prefix=SUBNET_IPV6_PREFIX):
+        if str(block) not in used:
+            yield str(block)
+
+
+def _ipv6_timed_out(what: str, waited: float) -> DeployError:
+    return DeployError(
+        f"the IPv6 block of {what} is still not associated after {waited:.0f}s",
+        "run the command again to keep waiting; AWS Health shows VPC issues",
+    )
+
+
 def _attached(igw: dict[str, Any], vpc_id: str) -> bool:
     return any(
         a.get("VpcId") == vpc_id and a.get("State", "available") in ("available", "attached")
@@ -631,12 +780,10 @@ def _attached(igw: dict[str, Any], vpc_id: str) -> bool:
     )
 
 
-def _default_route_target(table: dict[str, Any]) -> str | None:
+def _default_route_target(table: dict[str, Any], destination: str = ANYWHERE) -> str | None:
+    key = "DestinationIpv6CidrBlock" if destination == ANYWHERE_IPV6 else "DestinationCidrBlock"
     for route in table.get("Routes", []):
-        if (
-            route.get("DestinationCidrBlock") == ANYWHERE
-            and route.get("State", "active") == "active"
-        ):
+        if route.get(key) == destination and route.get("State", "active") == "active":
             return route.get("GatewayId")
     return None
 
@@ -657,6 +804,14 @@ def _actual_rules(group: dict[str, Any], ids: dict[str, str]) -> set[Rule]:
             for p in perm.get("PrefixListIds", [])
         }
     return rules
+
+
+def _moving(run: Run, role: str, group: dict[str, Any], ids: dict[str, str]) -> bool:
+    """Whether the load balancer's group, behind CloudFront, still admits CloudFront's IPv4
+    list: an environment made before the load balancer went IPv6-only, moving over."""
+    if role != "lb" or not run.config.settings.service.behind_cloudfront:
+        return False
+    return CLOUDFRONT_IPV4 in _actual_rules(group, ids)
 
 
 def _rule_diff(

@@ -167,9 +167,7 @@ class RuntimeStep(Step):
             if observed["roles"][kind] is None
         ]
         changes += [
-            Change(
-                COMPONENT, "update", "iam:role", name, f"boundary {boundary.name(run.config.app)}"
-            )
+            Change(COMPONENT, "update", "iam:role", name, f"boundary {boundary_name(run)}")
             for kind, name in role_names(run).items()
             if observed["roles"][kind] is not None and not _bounded(run, observed["roles"][kind])
         ]
@@ -268,7 +266,7 @@ class RuntimeStep(Step):
     def _add_providers(self, run: Run, cluster: dict[str, Any]) -> None:
         """Never undone: associated providers cost nothing, and FARGATE_SPOT cannot be taken
         from a cluster while tasks still run on it (ResourceInUseException)."""
-        call(run.aws, "ecs", "put_cluster_capacity_providers", **capacity.providers_update(cluster))
+        capacity.add_providers(run, cluster)
         run.note(COMPONENT, "added the FARGATE and FARGATE_SPOT capacity providers to the cluster")
 
     def _converge_log_group(self, run: Run, group: dict[str, Any] | None) -> None:
@@ -320,7 +318,7 @@ class RuntimeStep(Step):
             Tags=run.owner.tags(COMPONENT),
             AssumeRolePolicyDocument=json.dumps(TASK_TRUST),
             Description=f"nnote {run.config.env} task {kind} role",
-            PermissionsBoundary=boundary.arn(run.aws, run.config.app),
+            PermissionsBoundary=boundary.arn(run.aws, run.config.app, run.config.preview),
         )["Role"]
         run.journal.record(
             COMPONENT,
@@ -333,14 +331,19 @@ class RuntimeStep(Step):
         return dict(role)
 
     def _bound(self, run: Run, name: str) -> None:
-        """A role made before roles had a boundary gets it. The one change a rollback keeps
-        (so not journaled): it only takes away what a task role never needs, and the deploy
-        role may not remove boundaries."""
-        arn = boundary.arn(run.aws, run.config.app)
+        """A role made before roles had a boundary gets its environment's; a preview's made
+        before previews had their own (with the wider one of every environment) gets the
+        previews'. The one change a rollback keeps (so not journaled): it only takes away what
+        a task role never needs, and the deploy role may not remove boundaries."""
+        arn = boundary.arn(run.aws, run.config.app, run.config.preview)
         call(
             run.aws, "iam", "put_role_permissions_boundary", RoleName=name, PermissionsBoundary=arn
         )
-        run.note(COMPONENT, f"gave IAM role {name} the permissions boundary (kept on rollback)")
+        run.note(
+            COMPONENT,
+            f"gave IAM role {name} the permissions boundary {boundary_name(run)} "
+            "(kept on rollback)",
+        )
 
     def _attach_execution_policy(self, run: Run, name: str) -> None:
         call(run.aws, "iam", "attach_role_policy", RoleName=name, PolicyArn=EXECUTION_POLICY)
@@ -440,9 +443,15 @@ class RuntimeStep(Step):
             )()
 
 
+def boundary_name(run: Run) -> str:
+    """The permissions boundary of the environment's roles: a preview's own, else the app's."""
+    return boundary.name_for(run.config.app, run.config.preview)
+
+
 def _bounded(run: Run, role: dict[str, Any]) -> bool:
+    """Whether the role carries its environment's boundary (not merely some boundary)."""
     found = (role.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn", "")
-    return bool(found.endswith(f":policy/{boundary.name(run.config.app)}"))
+    return bool(found.endswith(f":policy/{boundary_name(run)}"))
 
 
 def delete_cluster(run: Run) -> None:

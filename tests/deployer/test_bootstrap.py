@@ -18,6 +18,7 @@ import botocore.session
 import pytest
 
 from deployer import bootstrap as bootstrap_module
+from deployer import boundary
 from deployer.aws import Aws, EventHooks, call, is_mutating
 from deployer.bootstrap import (
     BootstrapFailed,
@@ -32,6 +33,7 @@ from deployer.bootstrap import (
 )
 from deployer.errors import ConfigError, DeployError, ExitCode, NotOwnedError
 from deployer.preview_policy import preview_policy
+from deployer.steps.runtime import TASK_TRUST
 from tests.deployer.conftest import REGION, ROOT
 from tests.deployer.faults import FailNth
 from tests.support.iam_policy import (
@@ -49,6 +51,8 @@ ACCOUNT = "123456789012"
 HOST = "token.actions.githubusercontent.com"
 PROVIDER_ARN = f"arn:aws:iam::{ACCOUNT}:oidc-provider/{HOST}"
 BOUNDARY = "nnote-deploy-boundary"
+PREVIEW_BOUNDARY = "nnote-preview-deploy-boundary"
+PREVIEW_BOUNDARY_ARN = f"arn:aws:iam::{ACCOUNT}:policy/{PREVIEW_BOUNDARY}"
 ROLE = "nnote-deploy"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/{ROLE}"
 REPO = "octo-org/nnote"
@@ -292,7 +296,7 @@ def test_bootstrap_of_a_smaller_deploy_policy_deletes_the_policies_no_longer_nee
         f"IAM policy {ROLE}-{n} (no longer needed)"
         for n in range(len(policy_chunks(DEPLOY_POLICY)), 1, -1)
     ]
-    assert sorted(iam_state()["policies"]) == [f"{ROLE}-1", BOUNDARY]
+    assert sorted(iam_state()["policies"]) == [f"{ROLE}-1", BOUNDARY, PREVIEW_BOUNDARY]
     assert iam_state()["roles"][ROLE]["attached"] == result.policy_arns
 
 
@@ -496,6 +500,59 @@ def test_bootstrap_failing_in_the_preview_role_leaves_nothing(aws_env: dict[str,
     assert iam_state() == before
 
 
+def test_bootstrap_makes_the_preview_boundary_only_with_a_preview_environment(
+    aws_env: dict[str, str],
+) -> None:
+    """An account bootstrapped before previews had a boundary of their own (aws_env made it
+    as `bootstrap --preview-env` does): without a preview environment it is not made; with
+    one it is, narrower than the boundary of every environment, tagged as ours."""
+    iam().delete_policy(PolicyArn=PREVIEW_BOUNDARY_ARN)
+    without = bootstrap(admin(), TARGET)
+    assert without.preview_boundary_arn == ""
+    assert PREVIEW_BOUNDARY not in iam_state()["policies"]
+    result = bootstrap(admin(), PREVIEWS)
+    assert result.preview_boundary_arn == PREVIEW_BOUNDARY_ARN
+    assert f"IAM policy {PREVIEW_BOUNDARY}" in result.created
+    assert default_document(PREVIEW_BOUNDARY) == boundary.preview_document()
+    assert default_document(PREVIEW_BOUNDARY) != default_document(BOUNDARY)
+    assert tag_dict(iam().list_policy_tags(PolicyArn=PREVIEW_BOUNDARY_ARN)["Tags"]) == OURS
+
+
+def test_bootstrap_puts_the_preview_boundary_back_when_it_was_widened(
+    aws_env: dict[str, str],
+) -> None:
+    wider = json.dumps(boundary.document())
+    iam().create_policy_version(
+        PolicyArn=PREVIEW_BOUNDARY_ARN, PolicyDocument=wider, SetAsDefault=True
+    )
+    result = bootstrap(admin(), PREVIEWS)
+    assert f"IAM policy {PREVIEW_BOUNDARY} (version v3)" in result.updated
+    assert default_document(PREVIEW_BOUNDARY) == boundary.preview_document()
+
+
+BOUNDARIES_ONLY = BootstrapTarget("nnote", "")  # `bootstrap --delete` without --repo
+
+
+def test_bootstrap_delete_keeps_each_boundary_while_a_role_carries_it(
+    aws_env: dict[str, str],
+) -> None:
+    """Without --repo, --delete removes the boundaries, the previews' too: each only once no
+    role carries it (a preview not yet taken down keeps the previews')."""
+    bootstrap(admin(), PREVIEWS)
+    trust = json.dumps(TASK_TRUST)
+    iam().create_role(
+        RoleName="nnote-pr-3-task",
+        AssumeRolePolicyDocument=trust,
+        PermissionsBoundary=PREVIEW_BOUNDARY_ARN,
+    )
+    result = remove(admin(), BOUNDARIES_ONLY)
+    assert result.kept == [f"IAM policy {PREVIEW_BOUNDARY} (the boundary of 1 role(s): down first)"]
+    assert result.deleted == [f"IAM policy {BOUNDARY}"]
+    iam().delete_role(RoleName="nnote-pr-3-task")
+    assert remove(admin(), BOUNDARIES_ONLY).deleted == [f"IAM policy {PREVIEW_BOUNDARY}"]
+    assert not {BOUNDARY, PREVIEW_BOUNDARY} & set(iam_state()["policies"])
+
+
 @pytest.mark.parametrize(
     ("environments", "preview", "problem"),
     [
@@ -634,8 +691,9 @@ def test_the_deploy_role_lasts_three_hours_for_a_long_first_deploy(
 def test_bootstrap_policy_grants_exactly_the_actions_bootstrap_uses(
     aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Every path: create, converge (trust, new versions past five, fewer policies), a rollback,
-    and --delete of a role someone gave an inline policy."""
+    """Every path: create (with previews: their role and boundary), converge (trust, new
+    versions past five, fewer policies), a rollback, --delete of a role someone gave an inline
+    policy, and --delete of the boundaries (without --repo)."""
     log = AuthorizationLog(BotoLookup(REGION))
 
     def recorded(*extra: Any) -> Aws:
@@ -644,7 +702,9 @@ def test_bootstrap_policy_grants_exactly_the_actions_bootstrap_uses(
     def deploying(policy: dict[str, Any]) -> None:
         monkeypatch.setattr(bootstrap_module, "deploy_policy", lambda: policy)
 
+    iam().delete_policy(PolicyArn=PREVIEW_BOUNDARY_ARN)  # made again below
     bootstrap(recorded(), TARGET)
+    bootstrap(recorded(), PREVIEWS)
     bootstrap(recorded(), BootstrapTarget("nnote", REPO, ("prod",)))
     for n in range(1, 6):
         deploying(with_sid(DEPLOY_POLICY, LAST_SID, renamed(LAST_SID, n)))
@@ -659,6 +719,7 @@ def test_bootstrap_policy_grants_exactly_the_actions_bootstrap_uses(
     bootstrap(recorded(), TARGET)
     iam().put_role_policy(RoleName=ROLE, PolicyName="by-hand", PolicyDocument=json.dumps(ALLOW))
     remove(recorded(), TARGET)
+    remove(recorded(), BOUNDARIES_ONLY)
 
     assert log.unmapped == [] and log.denied(BOOTSTRAP_POLICY) == []
     granted = {a for s in BOOTSTRAP_POLICY["Statement"] for a in s["Action"]}

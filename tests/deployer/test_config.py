@@ -305,3 +305,71 @@ def test_cli_names_the_key_meant_and_exits_3_before_any_aws_call(cli, tmp_path: 
     )
     assert "hint: pass a region name, e.g. --region eu-west-1" in region.text
     assert "account" not in region.text and "Traceback" not in region.text
+
+
+# -- the preview template: what a preview cannot have ----------------------------------------
+
+PREVIEW_ONLY_KEYS = [
+    ('service.domain = "pr.example.com"', "domain", "Route 53"),
+    ('service.domain = "pr.example.com"\nservice.hosted_zone = "example.com"', "hosted_zone", ""),
+    (
+        'service.certificate_arn = "arn:aws:acm:eu-west-1:123456789012:certificate/0a1b-2c3d"',
+        "certificate_arn",
+        "CloudFront URL",
+    ),
+    ("service.autoscaling = { min_tasks = 1, max_tasks = 2 }", "autoscaling", "scalable targets"),
+]
+
+
+@pytest.mark.parametrize(("written", "key", "why"), PREVIEW_ONLY_KEYS)
+def test_the_preview_template_refuses_what_the_preview_role_cannot_make(
+    tmp_path: Path, written: str, key: str, why: str
+) -> None:
+    """The preview role changes no Route 53 record and registers no scalable target, and one
+    domain would be every preview's: refused before any AWS call, whichever env is chosen."""
+    text = GOOD.replace("[preview]\n", f"[preview]\n{written}\n")
+    for env in ("pr-42", "staging"):
+        with pytest.raises(ConfigError) as raised:
+            load(write(tmp_path, text), env)
+        assert raised.value.exit_code == ExitCode.CONFIG
+        [problem] = [p for p in raised.value.problems if p.startswith(f"preview.service.{key}:")]
+        assert problem.startswith(f"preview.service.{key}: not for previews (")
+        assert why in problem and problem.endswith("set it under [env.NAME] instead")
+
+
+def test_a_preview_does_not_inherit_a_domain_or_autoscaling_from_defaults(tmp_path: Path) -> None:
+    """[defaults] holds them for the declared environments; a preview goes without (served on
+    its own CloudFront URL, a fixed task count), since TOML gives [preview] no way to unset
+    them."""
+    text = GOOD.replace(
+        "[defaults.service]\n",
+        "[defaults.service]\n"
+        'domain = "notes.example.com"\nhosted_zone = "example.com"\n'
+        'certificate_arn = "arn:aws:acm:eu-west-1:123456789012:certificate/0a1b-2c3d"\n'
+        "autoscaling = { min_tasks = 1, max_tasks = 3, cpu_target = 50 }\n",
+    )
+    path = write(tmp_path, text)
+    staging = load(path, "staging").settings.service
+    assert (staging.domain, staging.front) == ("notes.example.com", "load-balancer")
+    assert staging.autoscaling is not None and staging.autoscaling.max_tasks == 3
+    preview = load(path, "pr-42").settings.service
+    assert (preview.domain, preview.hosted_zone, preview.certificate_arn) == (None, None, None)
+    assert preview.autoscaling is None and preview.front == "cloudfront"
+    assert (preview.spot, preview.desired_count) == (True, 1), "the rest of [preview] still holds"
+
+
+def test_cli_refuses_a_preview_template_with_a_domain_in_one_line_exit_3(
+    cli, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    bad = write(
+        tmp_path, GOOD.replace("[preview]\n", '[preview]\nservice.domain = "pr.example.com"\n')
+    )
+    # An endpoint nobody listens on: any AWS call would fail with a connection error instead.
+    result = cli(
+        "plan", "--env", "pr-42", config=bad, env={"AWS_ENDPOINT_URL": "http://127.0.0.1:9"}
+    )
+    assert result.code == 3, result.text
+    assert "preview.service.domain: not for previews (every preview would share it" in result.text
+    assert "set it under [env.NAME] instead" in result.text
+    assert "hint: fix deploy.toml" in result.text
+    assert "Traceback" not in result.text and "account" not in result.text

@@ -67,8 +67,9 @@ def test_cost_of_staging_is_a_line_per_thing_up_creates() -> None:
             "RDS storage (gp3)": 20 * 0.1,
             # 20 GB of data, 1 day of backups (5% changed): 21 GB, of which 20 are free.
             "RDS backup storage": 1 * 0.1,
-            # One task and the load balancer's two zones, each with its public address.
-            "Public IPv4 addresses": 3 * HOURS * 0.005,
+            # The task's public address: behind CloudFront the load balancer has public
+            # IPv6 addresses only, which AWS does not bill.
+            "Public IPv4 addresses": 1 * HOURS * 0.005,
             "CloudWatch Logs ingestion": 0.5 * 0.5,
             "ECR image storage": 3 * 0.15 * 0.1,  # the newest 3 images kept
             "Secrets Manager": 2 * 0.4,  # the RDS-managed master password and SECRET_KEY
@@ -83,9 +84,10 @@ def test_cost_of_prod_doubles_the_database_and_counts_min_tasks_and_every_alarm(
     assert prod["RDS storage (gp3)"] == pytest.approx(2 * 20 * 0.1)
     # 14 days of changes and 3 snapshots kept before migrations: 37 GB, 20 free.
     assert prod["RDS backup storage"] == pytest.approx(17 * 0.1)
-    # autoscaling 2-6: the minimum, 2 tasks, each with an address.
+    # autoscaling 2-6: the minimum, 2 tasks, each with an address (the load balancer has
+    # none: it is behind CloudFront).
     assert prod["Fargate vCPU"] == pytest.approx(2 * 0.25 * HOURS * 0.04)
-    assert prod["Public IPv4 addresses"] == pytest.approx(4 * HOURS * 0.005)
+    assert prod["Public IPv4 addresses"] == pytest.approx(2 * HOURS * 0.005)
     # Billed per metric read: the rollout alarms read 3 (the 5xx share divides two), the two
     # target tracking makes 1 each.
     assert prod["CloudWatch alarms"] == pytest.approx(5 * 0.1)
@@ -157,7 +159,7 @@ def test_the_model_prices_spot_tasks_and_tasks_without_public_addresses() -> Non
     found = {line.item: line.monthly for line in model.estimate(spot, FIXED, Assumptions()).lines}
     assert found["Fargate Spot vCPU"] == pytest.approx(0.25 * HOURS * 0.012)
     assert "Fargate vCPU" not in found
-    assert found["Public IPv4 addresses"] == pytest.approx(2 * HOURS * 0.005)
+    assert "Public IPv4 addresses" not in found  # nor has the load balancer, behind CloudFront
 
 
 def test_every_assumption_is_stated() -> None:
@@ -180,12 +182,30 @@ def test_the_shipped_table_prices_every_line_of_the_shipped_envs(region: str, en
 
 def test_every_figure_of_the_table_says_where_it_came_from_and_when() -> None:
     table = prices.table()
-    datetime.date.fromisoformat(table["compiled"])
+    assert datetime.date.fromisoformat(table["compiled"]) <= datetime.date.today()
     assert table["currency"] == "USD"
     for entries in table["regions"].values():
         for key, entry in entries.items():
             assert entry["from"] in table["sources"], key
             assert 0 < entry["usd"] < 1, key
+            assert set(entry) <= {"usd", "from", "estimate"}, key
+            if "estimate" in entry:  # said on the lines it prices: short, and its source says why
+                assert 0 < len(entry["estimate"]) <= 80, key
+                assert table["sources"][entry["from"]].startswith("An estimate: "), key
+
+
+@pytest.mark.parametrize("key", ["fargate_spot.vcpu_hour", "fargate_spot.gb_hour"])
+def test_a_spot_figure_one_region_borrows_from_another_is_marked_an_estimate(key: str) -> None:
+    """Spot has no list price to read per region: where two regions show one figure, it is at
+    most one region's reading, and the others say they borrowed it."""
+    regions = prices.table()["regions"]
+    by_figure: dict[float, list[str]] = {}
+    for region, entries in regions.items():
+        by_figure.setdefault(entries[key]["usd"], []).append(region)
+    for figure, sharing in by_figure.items():
+        read_here = [r for r in sharing if "estimate" not in regions[r][key]]
+        assert len(read_here) <= 1, f"{key} {figure} in {sharing}, none marked an estimate"
+    assert "estimate" in regions["us-east-1"][key], "no us-east-1 Spot reading was found"
 
 
 def test_the_price_table_ships_in_the_wheel(tmp_path: Path) -> None:
@@ -205,13 +225,16 @@ def test_the_price_table_ships_in_the_wheel(tmp_path: Path) -> None:
     assert shipped == prices.table()
 
 
-def test_the_model_prices_a_load_balancer_without_public_addresses() -> None:
-    """What-if: an internal load balancer behind a CloudFront VPC origin has no address."""
-    internal = replace(footprint.wanted(settings("staging")), public_load_balancer=False)
-    found = {line.item: line for line in model.estimate(internal, FIXED, Assumptions()).lines}
+def test_behind_cloudfront_the_load_balancer_has_no_billed_address(tmp_path: Path) -> None:
+    """Behind CloudFront the load balancer has public IPv6 addresses only; serving a domain
+    itself, a public IPv4 address per zone, as every viewer needs."""
+    staging = footprint.wanted(settings("staging"))
+    assert not staging.public_load_balancer
+    found = {line.item: line for line in model.estimate(staging, FIXED, Assumptions()).lines}
     assert found["Public IPv4 addresses"].monthly == pytest.approx(HOURS * 0.005)
     assert found["Public IPv4 addresses"].detail == "1 (1 task, 0 load balancer zones) x 730 h"
     assert found["Load balancer (ALB)"].monthly == pytest.approx(HOURS * 0.02)
+    assert footprint.wanted(settings("staging", DOMAIN, tmp_path)).public_load_balancer
 
 
 def test_up_never_resizes_a_database_so_its_storage_is_not_a_planned_change(

@@ -15,6 +15,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ReadTimeoutError
 
+from deployer.config import AutoscalingSettings
 from deployer.cost import footprint, model, pricelist, prices, report
 from deployer.cost.model import Assumptions
 from deployer.steps.base import Run
@@ -354,6 +355,32 @@ def test_a_region_neither_source_prices_is_one_clear_error(local_only: None) -> 
     assert "refused: pricing:GetProducts is not allowed" in refused.value.message
     assert refused.value.message.endswith("the shipped table covers eu-west-1, us-east-1 only")
     assert "pricing:GetProducts" in refused.value.hint
+
+
+def test_a_price_the_table_only_estimates_says_so_on_the_lines_it_prices(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """us-east-1 has no Spot figure of its own: eu-west-1's stands in, and each line it prices
+    says so (in the text and the JSON alike), beside the line's own note; eu-west-1's do not."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", NOWHERE)  # an emulator: the table alone
+    monkeypatch.delenv("AWS_ENDPOINT_URL_PRICING", raising=False)
+    run = make_run("staging", region="us-east-1")
+    service = run.config.settings.service.model_copy(
+        update={"autoscaling": AutoscalingSettings(min_tasks=1, max_tasks=3)}
+    )
+    settings = run.config.settings.model_copy(update={"service": service})
+    run.config = run.config.model_copy(update={"settings": settings})
+    found = report.of_settings(run)
+    said = "estimate: eu-west-1's Spot rate, as no us-east-1 Spot price was found"
+    notes = {line.item: line.note for line in found.estimate.lines}
+    assert notes["Fargate Spot vCPU"] == f"autoscaling: up to 3 tasks; {said}"
+    assert notes["Fargate Spot memory"] == f"autoscaling: up to 3 tasks; {said}"
+    assert not any("estimate" in note for item, note in notes.items() if "Spot" not in item)
+    estimates = found.as_json()["prices"]["estimates"]
+    assert set(estimates) == {"fargate_spot.gb_hour", "fargate_spot.vcpu_hour"}
+    ireland = report.of_settings(make_run("staging"))
+    assert ireland.prices.estimates == {}
+    assert not any("estimate" in line.note for line in ireland.estimate.lines)
 
 
 def test_an_instance_class_the_table_lacks_is_named(monkeypatch: pytest.MonkeyPatch) -> None:

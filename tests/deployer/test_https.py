@@ -128,7 +128,7 @@ def test_a_fresh_up_serves_https_through_cloudfront_only(aws_env: dict[str, str]
         Filters=[
             {
                 "Name": "prefix-list-name",
-                "Values": ["com.amazonaws.global.cloudfront.origin-facing"],
+                "Values": ["com.amazonaws.global.ipv6.cloudfront.origin-facing"],
             }
         ]
     )["PrefixLists"][0]["PrefixListId"]

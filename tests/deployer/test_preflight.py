@@ -103,3 +103,19 @@ def test_up_before_bootstrap_names_the_missing_boundary_and_creates_nothing(cli)
     )
     assert "hint: run `nnote-deploy bootstrap` once as an administrator" in up.text
     assert owned(cli) == []
+
+
+def test_up_of_a_preview_without_the_preview_boundary_names_it_and_creates_nothing(cli) -> None:  # type: ignore[no-untyped-def]
+    """An account bootstrapped without --preview-env (or before previews had a boundary of
+    their own): a preview's roles may not get the wider one instead, so `up` stops first."""
+    iam = boto3.client("iam", region_name=REGION)
+    iam.delete_policy(PolicyArn="arn:aws:iam::123456789012:policy/nnote-preview-deploy-boundary")
+    up = cli("up", "--yes", "--env", "pr-3")
+    assert up.code == 1
+    assert (
+        "permissions boundary of task roles: the IAM policy nnote-preview-deploy-boundary does "
+        "not exist" in up.text
+    )
+    assert "hint: run `nnote-deploy bootstrap --preview-env preview` once" in up.text
+    status = cli("status", "--env", "pr-3", "--json")
+    assert status.code == 0 and json.loads(status.out)["resources"] == [], status.text

@@ -32,6 +32,8 @@ PREVIEW_FILE = ROOT / "docs" / "iam-policy-preview.json"
 PREVIEW = preview_policy(DEPLOY)
 PREVIEW_KEY = "AKIANNOTEPREVIEW0001"  # what the preview role's runs sign with here
 AS_PREVIEW_ROLE = {"AWS_ACCESS_KEY_ID": PREVIEW_KEY, "AWS_SECRET_ACCESS_KEY": PREVIEW_KEY}
+BOUNDARY_ARN = "arn:aws:iam::*:policy/nnote-deploy-boundary"
+PREVIEW_BOUNDARY_ARN = "arn:aws:iam::*:policy/nnote-preview-deploy-boundary"
 
 
 def test_the_preview_policy_file_is_the_deploy_policy_narrowed() -> None:
@@ -73,7 +75,10 @@ def test_names_become_the_previews_and_our_tag_conditions_gain_the_env() -> None
             "StringEquals": {"aws:ResourceTag/nnote:managed-by": "nnote-deploy"},
             "StringEqualsIfExists": {"aws:RequestTag/nnote:managed-by": "nnote-deploy"},
             "StringLike": {"aws:RequestTag/nnote:app": ["nnote", "nnote-*"]},
-            "ArnLike": {"ecs:cluster": "arn:aws:ecs:*:*:cluster/nnote-*"},
+            "ArnLike": {
+                "ecs:cluster": "arn:aws:ecs:*:*:cluster/nnote-*",
+                "iam:PermissionsBoundary": [BOUNDARY_ARN, PREVIEW_BOUNDARY_ARN],
+            },
         },
     }
     (narrowed,) = preview_policy({"Version": "2012-10-17", "Statement": [statement]})["Statement"]
@@ -82,7 +87,7 @@ def test_names_become_the_previews_and_our_tag_conditions_gain_the_env() -> None
         "arn:aws:logs:*:*:log-group:/nnote/nnote-pr-*:log-stream:*",
         "arn:aws:secretsmanager:*:*:secret:nnote/pr-*",
         "arn:aws:ssm:*:*:parameter/nnote-deploy/nnote/pr-*",
-        "arn:aws:iam::*:policy/nnote-deploy-boundary",  # the one boundary: not a name of ours
+        PREVIEW_BOUNDARY_ARN,  # the task roles' boundary: the previews' own
     ]
     assert narrowed["Condition"] == {
         "StringEquals": {"aws:ResourceTag/nnote:managed-by": "nnote-deploy"},
@@ -92,7 +97,10 @@ def test_names_become_the_previews_and_our_tag_conditions_gain_the_env() -> None
             "aws:ResourceTag/nnote:env": "pr-*",
         },
         "StringLikeIfExists": {"aws:RequestTag/nnote:env": "pr-*"},
-        "ArnLike": {"ecs:cluster": "arn:aws:ecs:*:*:cluster/nnote-pr-*"},
+        "ArnLike": {
+            "ecs:cluster": "arn:aws:ecs:*:*:cluster/nnote-pr-*",
+            "iam:PermissionsBoundary": PREVIEW_BOUNDARY_ARN,  # either boundary: the previews'
+        },
     }
 
 
@@ -108,6 +116,9 @@ class StateOfAPreview(StateOfOurs):
 
     def task_definition_roles(self, arn: str) -> list[str]:
         return [role.replace("staging", "pr-5") for role in super().task_definition_roles(arn)]
+
+    def permissions_boundary(self, role_name: str) -> str | None:
+        return "arn:aws:iam::123456789012:policy/nnote-preview-deploy-boundary"
 
 
 LOCK = "/nnote-deploy/nnote/staging/lock"
@@ -213,6 +224,78 @@ def test_the_preview_policy_leaves_out_what_cannot_be_told_apart(
     the preview role has neither, even for a preview's own."""
     call = Call(service, operation, params, REGION)
     assert allowed(DEPLOY, call, StateOfOurs()) and not allowed(PREVIEW, call, StateOfAPreview())
+
+
+# -- the boundary of a preview's roles -------------------------------------------------------
+
+WIDER = "arn:aws:iam::123456789012:policy/nnote-deploy-boundary"
+NARROWER = "arn:aws:iam::123456789012:policy/nnote-preview-deploy-boundary"
+PREVIEW_TAGS = as_preview({"Tags": STAGING_TAGS})["Tags"]
+EXECUTION_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
+
+
+class StateOfAnOlderPreview(StateOfAPreview):
+    """A preview made before previews had a boundary of their own: its roles carry the one of
+    every environment, which lets a task read staging's and prod's secrets."""
+
+    def permissions_boundary(self, role_name: str) -> str | None:
+        return WIDER
+
+
+def task_role(boundary: str) -> dict[str, Any]:
+    return {
+        "RoleName": "nnote-pr-5-task",
+        "AssumeRolePolicyDocument": "{}",
+        "Tags": PREVIEW_TAGS,
+        "PermissionsBoundary": boundary,
+    }
+
+
+def give_boundary(boundary: str) -> dict[str, Any]:
+    return {"RoleName": "nnote-pr-5-task", "PermissionsBoundary": boundary}
+
+
+GRANT = {"RoleName": "nnote-pr-5-task", "PolicyName": "p", "PolicyDocument": "{}"}
+ATTACH = {"RoleName": "nnote-pr-5-execution", "PolicyArn": EXECUTION_POLICY}
+WIDER_FOR_A_PREVIEW = [
+    ("make a preview's role with the wider boundary", "CreateRole", task_role(WIDER)),
+    (
+        "swap a preview's role to the wider boundary",
+        "PutRolePermissionsBoundary",
+        give_boundary(WIDER),
+    ),
+    ("grant a preview's role still carrying the wider boundary", "PutRolePolicy", GRANT),
+    ("attach the execution policy to it", "AttachRolePolicy", ATTACH),
+]
+
+
+@pytest.mark.parametrize(("what", "operation", "params"), WIDER_FOR_A_PREVIEW)
+def test_the_preview_policy_refuses_a_previews_role_the_wider_boundary(
+    what: str, operation: str, params: dict[str, Any]
+) -> None:
+    """The deploy role may give a preview's roles either boundary (an operator may run `up
+    --env pr-5` with it); the preview role, only the previews' own, and it can grant nothing
+    to a role that still carries the wider one."""
+    call = Call("iam", operation, params, REGION)
+    assert allowed(DEPLOY, call, StateOfAnOlderPreview()), "the deploy role may"
+    assert not allowed(PREVIEW, call, StateOfAnOlderPreview()), what
+
+
+@pytest.mark.parametrize(
+    ("operation", "params", "state"),
+    [
+        ("CreateRole", task_role(NARROWER), StateOfAPreview()),
+        ("PutRolePermissionsBoundary", give_boundary(NARROWER), StateOfAnOlderPreview()),
+        ("PutRolePolicy", GRANT, StateOfAPreview()),
+        ("AttachRolePolicy", ATTACH, StateOfAPreview()),
+    ],
+    ids=["create", "narrow an older role", "grant", "attach"],
+)
+def test_both_policies_give_a_previews_roles_the_preview_boundary(
+    operation: str, params: dict[str, Any], state: Any
+) -> None:
+    call = Call("iam", operation, params, REGION)
+    assert allowed(DEPLOY, call, state) and allowed(PREVIEW, call, state)
 
 
 # -- the preview workflow's commands, run as the preview role ---------------------------------

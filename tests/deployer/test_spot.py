@@ -12,13 +12,16 @@ from typing import Any
 import boto3
 import pytest
 
-from deployer import pipeline
+from deployer import capacity, pipeline
+from deployer.aws import AwsError
 from deployer.cost import footprint
 from deployer.rollout import failures
 from deployer.steps.base import Change, Run
 from tests.deployer.conftest import PREBUILT_IMAGE, REGION, ROOT, make_run
+from tests.deployer.faults import FailNth
 from tests.deployer.sweep import QuietEvents
 from tests.support.realism import Realism
+from tests.support.realism_clusters import ClusterUpdates
 
 STEPS = pipeline.deploy_steps(ROOT, PREBUILT_IMAGE)
 SPOT = [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]
@@ -150,6 +153,118 @@ def test_spot_on_a_cluster_without_the_fargate_providers_adds_them_first(
     assert on_spot() and planned(True) == []
 
 
+# -- a cluster still applying an earlier change ------------------------------------------------
+
+
+class Notes:
+    def __init__(self) -> None:
+        self.said: list[tuple[str, str]] = []
+
+    def step_note(self, step: str, message: str) -> None:
+        self.said.append((step, message))
+
+
+@pytest.fixture
+def cluster_updates(realism: Realism, monkeypatch: pytest.MonkeyPatch) -> ClusterUpdates:
+    """The realism rule of clusters' provider updates: the layer's own once it holds one, else
+    one added for this test only."""
+    registered = [rule for rule in realism.rules if isinstance(rule, ClusterUpdates)]
+    if registered:
+        return registered[0]
+    rule = ClusterUpdates(realism)
+    monkeypatch.setattr(realism, "rules", [*realism.rules, rule])
+    return rule
+
+
+def without_providers() -> dict[str, Any]:
+    """Staging's cluster, deployed on demand, then stripped of its providers (as one made
+    before `service.spot` existed): what the runtime step observed before adding them."""
+    up(False)
+    ecs = boto3.client("ecs", region_name=REGION)
+    ecs.put_cluster_capacity_providers(
+        cluster="nnote-staging", capacityProviders=[], defaultCapacityProviderStrategy=[]
+    )
+    return dict(ecs.describe_clusters(clusters=["nnote-staging"])["clusters"][0])
+
+
+def providers() -> list[str]:
+    ecs = boto3.client("ecs", region_name=REGION)
+    return list(
+        ecs.describe_clusters(clusters=["nnote-staging"])["clusters"][0]["capacityProviders"]
+    )
+
+
+def test_adding_the_providers_waits_while_the_cluster_is_still_updating(
+    aws_env: dict[str, str], realism: Realism, cluster_updates: ClusterUpdates
+) -> None:
+    """ECS answers UpdateInProgressException while the cluster applies an earlier change of
+    its providers: the call is made again, the cluster read again first, and the wait is
+    said through the run's notes."""
+    cluster = without_providers()
+    cluster_updates.begin("nnote-staging", calls=2)
+    run, notes = staging(True), Notes()
+    run.progress = notes
+    realism.calls.clear()
+    capacity.add_providers(run, cluster)
+    assert providers() == ["FARGATE", "FARGATE_SPOT"]
+    assert len(sent(realism, "PutClusterCapacityProviders")) == 3, "two refused, then done"
+    assert len(sent(realism, "DescribeClusters")) == 2, "read again before each retry"
+    assert [step for step, _ in notes.said] == ["runtime", "runtime"]
+    assert notes.said[0][1].startswith(
+        "cluster nnote-staging is still applying an earlier change (UpdateInProgressException); "
+    )
+
+
+def test_a_retry_after_the_providers_were_added_meanwhile_sends_nothing(
+    aws_env: dict[str, str], realism: Realism, cluster_updates: ClusterUpdates
+) -> None:
+    """The update in progress was ours (botocore sent the put again after its answer was lost),
+    or added them anyway: once the cluster has them, nothing more is put."""
+    cluster = without_providers()
+    cluster_updates.begin("nnote-staging", calls=1)
+    boto3.client("ecs", region_name=REGION).put_cluster_capacity_providers(
+        cluster="nnote-staging",
+        capacityProviders=["FARGATE", "FARGATE_SPOT"],
+        defaultCapacityProviderStrategy=[],
+    )
+    realism.calls.clear()
+    capacity.add_providers(staging(True), cluster)
+    assert len(sent(realism, "PutClusterCapacityProviders")) == 1, "the refused one only"
+    assert providers() == ["FARGATE", "FARGATE_SPOT"]
+
+
+def test_a_provider_in_use_answer_is_retried_like_an_update_in_progress(
+    aws_env: dict[str, str], realism: Realism
+) -> None:
+    cluster = without_providers()
+    fault = FailNth("PutClusterCapacityProviders", 1, code="ResourceInUseException")
+    run = staging(True)
+    run.aws = make_run("staging", hooks=fault.hooks()).aws
+    capacity.add_providers(run, cluster)
+    assert fault.fired and providers() == ["FARGATE", "FARGATE_SPOT"]
+
+
+def test_a_cluster_that_stays_busy_fails_within_the_budget_and_other_errors_at_once(
+    aws_env: dict[str, str], realism: Realism, cluster_updates: ClusterUpdates
+) -> None:
+    cluster = without_providers()
+    cluster_updates.begin("nnote-staging", calls=10_000)
+    run = staging(True)
+    run.dependency_budget_seconds = 0.2
+    with pytest.raises(AwsError) as raised:
+        capacity.add_providers(run, cluster)
+    assert raised.value.code == "UpdateInProgressException"
+    assert providers() == []
+
+    fault = FailNth("PutClusterCapacityProviders", 1, code="InvalidParameterException")
+    cluster_updates.begin("nnote-staging", calls=0)
+    run.aws = make_run("staging", hooks=fault.hooks()).aws
+    realism.calls.clear()
+    with pytest.raises(AwsError, match="InvalidParameterException"):
+        capacity.add_providers(run, cluster)
+    assert not sent(realism, "DescribeClusters"), "not retried: waiting cannot fix it"
+
+
 def stopped(stop_code: str, reason: str, task: str = "abc") -> dict[str, Any]:
     return {
         "taskArn": f"arn:aws:ecs:eu-west-1:123456789012:task/nnote-staging/{task}",
@@ -195,3 +310,16 @@ def test_a_rollout_with_spot_interruptions_completes(
     _, run = up(spot)
     assert seen and run.rollout is not None and run.rollout.completed
     assert run.rollout.failures == []
+
+
+def test_up_adds_the_providers_to_a_cluster_still_updating(
+    aws_env: dict[str, str], realism: Realism, cluster_updates: ClusterUpdates
+) -> None:
+    """`up` with Spot on a cluster without the providers, while ECS still applies an earlier
+    change of them: the runtime step waits it out, then the service moves to Spot."""
+    without_providers()
+    cluster_updates.begin("nnote-staging", calls=2)
+    realism.calls.clear()
+    up(True)
+    assert len(sent(realism, "PutClusterCapacityProviders")) == 3, "two refused, then done"
+    assert providers() == ["FARGATE", "FARGATE_SPOT"] and on_spot()

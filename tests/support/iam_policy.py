@@ -391,6 +391,10 @@ EC2_ID_TYPES = {
 EC2_ON_EXISTING = {
     "DescribeVpcAttribute": ("VpcId",),
     "ModifyVpcAttribute": ("VpcId",),
+    # https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html:
+    # an Amazon-provided IPv6 block is authorized on the VPC, a subnet's /64 on the subnet.
+    "AssociateVpcCidrBlock": ("VpcId",),
+    "AssociateSubnetCidrBlock": ("SubnetId",),
     "DeleteVpc": ("VpcId",),
     "AttachInternetGateway": ("InternetGatewayId", "VpcId"),
     "DetachInternetGateway": ("InternetGatewayId", "VpcId"),
@@ -905,6 +909,7 @@ def _elb_create_rule(r: Request) -> list[Need]:
 
 ELB_ARN_PARAMS = {
     "DeleteLoadBalancer": "LoadBalancerArn",
+    "SetIpAddressType": "LoadBalancerArn",
     "DeleteTargetGroup": "TargetGroupArn",
     "ModifyTargetGroup": "TargetGroupArn",
     "ModifyTargetGroupAttributes": "TargetGroupArn",
@@ -1152,7 +1157,9 @@ def _secret(r: Request, secret_id: str) -> str:
     return r.arn("secretsmanager", f"secret:{secret_id}{NEW_SECRET_SUFFIX}")
 
 
-@handles("secretsmanager", "DescribeSecret", "DeleteSecret")
+# GetSecretValue is never called by the deployer: its tasks' roles call it (ECS, with the
+# execution role, for a task definition's `secrets`). Mapped to judge the task boundaries.
+@handles("secretsmanager", "DescribeSecret", "DeleteSecret", "GetSecretValue")
 def _sm_on_secret(r: Request) -> list[Need]:
     arn = _secret(r, r.p["SecretId"])
     keys: dict[str, Any] = {"secretsmanager:SecretId": arn}

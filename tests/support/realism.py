@@ -114,6 +114,8 @@ class Realism:
     state: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        from tests.support.realism_clusters import ClusterUpdates  # it imports Rule from here
+
         self.rules: list[Rule] = [
             rule(self)
             for rule in (
@@ -130,6 +132,7 @@ class Realism:
                 DrainingServices,
                 ServiceSettingsEcho,
                 CapacityProviderStrategies,
+                ClusterUpdates,
                 OneOffTasks,
                 CloudFrontDistributions,
                 CertificateValidation,
@@ -139,6 +142,9 @@ class Realism:
                 Pagination,
             )
         ]
+        from tests.support.dual_stack import install  # it imports Rule from this module
+
+        install(self)  # the IPv6 VPC and load balancer: moto's gaps, and AWS's rules
 
     def reset(self) -> None:
         with self.lock:
@@ -390,7 +396,37 @@ class Constraints(Rule):
 
 
 class Boundaries(Rule):
-    """A permissions boundary must be a policy that exists (moto takes any ARN)."""
+    """A permissions boundary must be a policy that exists (moto takes any ARN); GetPolicy
+    says how many roles carry a policy as theirs (moto leaves PermissionsBoundaryUsageCount
+    out). https://docs.aws.amazon.com/IAM/latest/APIReference/API_Policy.html"""
+
+    def after(self, call: WireCall, answer: Answer) -> Answer | None:
+        if (call.service, call.operation) != ("iam", "GetPolicy") or not ok(answer):
+            return None
+        users = self._roles_bounded_by(call.params["PolicyArn"])
+        return _body_sub(
+            answer,
+            re.compile(r"</DefaultVersionId>"),
+            f"</DefaultVersionId><PermissionsBoundaryUsageCount>{users}"
+            "</PermissionsBoundaryUsageCount>",
+            1,
+        )
+
+    def _roles_bounded_by(self, arn: str) -> int:
+        iam = self.layer.admin("iam")
+        names = [
+            r["RoleName"]
+            for page in iam.get_paginator("list_roles").paginate()
+            for r in page["Roles"]
+        ]
+        return sum(self._boundary_of(name) == arn for name in names)
+
+    def _boundary_of(self, role: str) -> str | None:
+        try:
+            found = self.layer.admin("iam").get_role(RoleName=role)["Role"]
+        except ClientError:
+            return None  # deleted since it was listed
+        return (found.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
 
     def before(self, call: WireCall) -> Answer | None:
         wanted = call.params.get("PermissionsBoundary")
@@ -1858,16 +1894,20 @@ class Middleware:
 
 
 def bootstrap_account(url: str, app: str = "nnote") -> None:
-    """What `nnote-deploy bootstrap` makes in an account before a first `up`: the permissions
-    boundary every role the deployer creates must carry (made as an administrator would)."""
+    """What `nnote-deploy bootstrap --preview-env preview` makes in an account before a first
+    `up`: the permissions boundaries every role the deployer creates must carry, the previews'
+    and every other environment's (made as an administrator would)."""
     from deployer import boundary
     from deployer.bootstrap import bootstrap_tags
 
-    _admin_client(url, "iam", "us-east-1").create_policy(
-        PolicyName=boundary.name(app),
-        PolicyDocument=json.dumps(boundary.document()),
-        Tags=bootstrap_tags(app),
-    )
+    iam = _admin_client(url, "iam", "us-east-1")
+    for name, document in (
+        (boundary.name(app), boundary.document()),
+        (boundary.preview_name(app), boundary.preview_document()),
+    ):
+        iam.create_policy(
+            PolicyName=name, PolicyDocument=json.dumps(document), Tags=bootstrap_tags(app)
+        )
 
 
 class RealisticMotoServer:
