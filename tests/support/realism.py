@@ -28,6 +28,11 @@ and, for calls made with the deployer's credentials only, brings back what real 
   given exactly; ECS list calls paginate; the tagging API lists a region's resources only
   (CloudFront's in us-east-1).
 
+Two concerns live in modules of their own, registered by every layer: the IPv6 VPC and the
+load balancer without public IPv4 behind CloudFront (tests/support/dual_stack.py: moto's gaps
+on that path, and AWS's rules for it), and a cluster still applying an earlier capacity
+provider change (tests/support/realism_clusters.py).
+
 The tests' own calls (access key `testing`) see moto's plain truth and are never refused;
 every other key is held to the rules. `python -m tests.support.realism PORT` serves it alone
 (scripts/demo uses it the way the tests do).
