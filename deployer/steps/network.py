@@ -496,7 +496,7 @@ class NetworkStep(Step):
         target = _default_route_target(table, destination)
         if target == igw_id:
             return
-        key = "DestinationIpv6CidrBlock" if destination == ANYWHERE_IPV6 else "DestinationCidrBlock"
+        key = _route_key(destination)
         operation = "replace_route" if target else "create_route"
         _ec2(run, operation, RouteTableId=table_id, GatewayId=igw_id, **{key: destination})
         run.journal.record(
@@ -720,17 +720,7 @@ def ignore_gone(action: Any) -> Any:
 
 def cloudfront_prefix_list(run: Run) -> str:
     """The id of AWS's list of CloudFront's IPv6 origin-facing addresses in this region."""
-    lists = _ec2(
-        run,
-        "describe_managed_prefix_lists",
-        Filters=[{"Name": "prefix-list-name", "Values": [CLOUDFRONT_PREFIX_LIST]}],
-    )["PrefixLists"]
-    if not lists:
-        raise DeployError(
-            f"the region {run.aws.region} has no {CLOUDFRONT_PREFIX_LIST} prefix list",
-            "set service.domain in deploy.toml to serve HTTPS from the load balancer instead",
-        )
-    return str(lists[0]["PrefixListId"])
+    return cloudfront_prefix_lists(run)["cloudfront"]
 
 
 def cloudfront_prefix_lists(run: Run) -> dict[str, str]:
@@ -744,7 +734,10 @@ def cloudfront_prefix_lists(run: Run) -> dict[str, str]:
     )["PrefixLists"]
     found = {names[p["PrefixListName"]]: str(p["PrefixListId"]) for p in lists}
     if "cloudfront" not in found:
-        cloudfront_prefix_list(run)  # raises, with its fix
+        raise DeployError(
+            f"the region {run.aws.region} has no {CLOUDFRONT_PREFIX_LIST} prefix list",
+            "set service.domain in deploy.toml to serve HTTPS from the load balancer instead",
+        )
     return found
 
 
@@ -780,8 +773,13 @@ def _attached(igw: dict[str, Any], vpc_id: str) -> bool:
     )
 
 
+def _route_key(destination: str) -> str:
+    """The route field naming `destination`: IPv6 routes have their own."""
+    return "DestinationIpv6CidrBlock" if destination == ANYWHERE_IPV6 else "DestinationCidrBlock"
+
+
 def _default_route_target(table: dict[str, Any], destination: str = ANYWHERE) -> str | None:
-    key = "DestinationIpv6CidrBlock" if destination == ANYWHERE_IPV6 else "DestinationCidrBlock"
+    key = _route_key(destination)
     for route in table.get("Routes", []):
         if route.get(key) == destination and route.get("State", "active") == "active":
             return route.get("GatewayId")
